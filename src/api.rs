@@ -1,0 +1,88 @@
+//! The REST API (PROTOCOL.md §6) over the published snapshot.
+//!
+//! Handlers only read an `Arc` of the latest snapshot: they never wait for
+//! the reconciler and it never waits for them. Errors reach clients as a
+//! generic `{"code", "message"}` body; details stay in the log.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::tracker::{HealthEvent, Snapshot, SystemAlert};
+
+/// What every handler reads from.
+#[derive(Clone)]
+pub struct AppState {
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/experiments", get(experiments))
+        .route("/api/v1/experiments/events/{name}", get(events))
+        .route("/api/v1/alerts", get(alerts))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A client-facing error: a stable code and a message safe to show.
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self)).into_response()
+    }
+}
+
+#[derive(Serialize)]
+struct Alive {
+    status: &'static str,
+}
+
+async fn healthz() -> Json<Alive> {
+    Json(Alive { status: "ok" })
+}
+
+async fn experiments(State(state): State<AppState>) -> Response {
+    let body = state.snapshot.load().experiments_json();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<HealthEvent>>, ApiError> {
+    let snapshot = state.snapshot.load();
+    let exp = snapshot
+        .experiment(&name)
+        .ok_or_else(|| ApiError::not_found("no experiment with that topic name"))?;
+    Ok(Json(exp.events.iter().cloned().collect()))
+}
+
+async fn alerts(State(state): State<AppState>) -> Json<Vec<SystemAlert>> {
+    Json(state.snapshot.load().alerts.clone())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}

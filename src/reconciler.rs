@@ -1,0 +1,114 @@
+//! The one task that owns the [`Tracker`].
+//!
+//! It selects over inputs and a clock tick, applies them with the current
+//! time, hands effects to workers over channels and publishes a fresh
+//! snapshot. It never awaits network IO: a hung peer cannot stall it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::tracker::{AvailabilityChange, Effect, Input, Snapshot, Tracker};
+
+/// How often time is fed to the tracker so deadlines (grace, silence, retries) fire.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Where effects go. A missing sink means that part is off: its effects are only logged.
+#[derive(Default, Clone)]
+pub struct Sinks {
+    pub availability: Option<mpsc::UnboundedSender<AvailabilityChange>>,
+    /// Receives `Effect::Notify` and `Effect::Alert`.
+    pub mail: Option<mpsc::UnboundedSender<Effect>>,
+}
+
+pub struct Reconciler {
+    tracker: Tracker,
+    inputs: mpsc::Receiver<Input>,
+    sinks: Sinks,
+    published: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Reconciler {
+    pub fn new(
+        tracker: Tracker,
+        inputs: mpsc::Receiver<Input>,
+        sinks: Sinks,
+        published: Arc<ArcSwap<Snapshot>>,
+    ) -> Self {
+        Self {
+            tracker,
+            inputs,
+            sinks,
+            published,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled or every input sender is gone.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.publish();
+        loop {
+            let input = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                input = self.inputs.recv() => match input {
+                    Some(input) => input,
+                    None => break,
+                },
+                _ = tick.tick() => Input::Tick,
+            };
+            let effects = self.tracker.handle(Utc::now(), input);
+            for effect in effects {
+                self.dispatch(effect);
+            }
+            if self.tracker.take_changed() {
+                self.publish();
+            }
+        }
+        debug!("reconciler stopped");
+    }
+
+    fn publish(&self) {
+        self.published.store(Arc::new(self.tracker.snapshot(Utc::now())));
+    }
+
+    fn dispatch(&self, effect: Effect) {
+        match effect {
+            Effect::SetAvailability(change) => {
+                info!(resource = %change.resource, available = change.available, reason = %change.reason, "availability change");
+                if let Some(tx) = &self.sinks.availability {
+                    // The worker lives as long as the service; a closed channel means shutdown.
+                    let _ = tx.send(change);
+                }
+            }
+            Effect::Notify(ref news) => {
+                for n in news {
+                    let state = if n.event.healthy { "healthy" } else { "unhealthy" };
+                    warn!(experiment = %n.topic, bookable = ?n.bookable, issues = ?n.event.issues, "experiment {state}");
+                }
+                self.to_mail(effect);
+            }
+            Effect::Alert { ref alert, raised } => {
+                if raised {
+                    warn!(alert = ?alert.kind, "system alert: {}", alert.message);
+                } else {
+                    info!(alert = ?alert.kind, "system alert cleared: {}", alert.message);
+                }
+                self.to_mail(effect);
+            }
+        }
+    }
+
+    fn to_mail(&self, effect: Effect) {
+        if let Some(tx) = &self.sinks.mail {
+            let _ = tx.send(effect);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Wire types of the relay's and jump's statistics reports (PROTOCOL.md §2).
+//!
+//! Read in the peers' camelCase, written out in the REST API's snake_case.
+//! Owns the Go duration grammar of `stats.*.last`; knows nothing of health.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// One connection the relay or jump currently has.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, rename_all(deserialize = "camelCase", serialize = "snake_case"))]
+pub struct Report {
+    pub topic: String,
+    pub can_read: bool,
+    pub can_write: bool,
+    pub connected: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub remote_addr: String,
+    pub user_agent: String,
+    pub scopes: Vec<String>,
+    pub stats: RxTx,
+}
+
+impl Report {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RxTx {
+    pub tx: Statistics,
+    pub rx: Statistics,
+}
+
+/// Traffic in one direction of a connection.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Statistics {
+    /// Time since the last message; `None` when nothing was ever sent.
+    pub last: Last,
+    /// Mean message size in bytes.
+    pub size: f64,
+    /// Messages per second.
+    pub fps: f64,
+}
+
+/// `stats.*.last`: a Go duration string, `Never`/empty, or nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Last(pub Option<Duration>);
+
+impl Last {
+    pub fn never(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl Serialize for Last {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => s.serialize_str("Never"),
+            Some(d) => s.collect_str(&GoDuration(d)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Last {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Last;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Go duration string, \"Never\", or nanoseconds")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Last, E> {
+                let v = v.trim();
+                if v.is_empty() || v.eq_ignore_ascii_case("never") {
+                    return Ok(Last(None));
+                }
+                parse_go_duration(v)
+                    .map(|d| Last(Some(d)))
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Last, E> {
+                Ok(Last(Some(Duration::from_nanos(v))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Last, E> {
+                u64::try_from(v)
+                    .map(|n| Last(Some(Duration::from_nanos(n))))
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Last, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Last(Some(Duration::from_nanos(v as u64))))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Float(v), &self))
+                }
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Last, E> {
+                Ok(Last(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses Go's `time.Duration` text form: `150ms`, `2.90373838s`, `1m30.5s`, `1h2m3.004s`.
+/// A leading sign is refused: a negative age is nonsense from a peer.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += value * nanos_per_unit;
+    }
+    (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_nanos(total.round() as u64))
+}
+
+/// Formats like Go's `Duration.String()`, so the REST API shows what the relay sent.
+pub struct GoDuration(pub Duration);
+
+impl fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d < Duration::from_secs(1) {
+            let ns = d.as_nanos();
+            return match ns {
+                0 => f.write_str("0s"),
+                1..=999 => write!(f, "{ns}ns"),
+                1_000..=999_999 => write!(f, "{}µs", trim_fraction(ns as f64 / 1e3)),
+                _ => write!(f, "{}ms", trim_fraction(ns as f64 / 1e6)),
+            };
+        }
+        let secs = d.as_secs();
+        let (h, m) = (secs / 3600, (secs % 3600) / 60);
+        let s = (secs % 60) as f64 + f64::from(d.subsec_nanos()) / 1e9;
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if h > 0 || m > 0 {
+            write!(f, "{m}m")?;
+        }
+        write!(f, "{}s", trim_fraction(s))
+    }
+}
+
+fn trim_fraction(v: f64) -> String {
+    let s = format!("{v:.9}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The experiment a relay stream topic belongs to: everything before the first `-st-`.
+pub fn stream_stub(topic: &str) -> Option<&str> {
+    let (stub, name) = topic.split_once("-st-")?;
+    (!stub.is_empty() && !name.is_empty()).then_some(stub)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_with_fractions() {
+        let cases = [
+            ("150ms", 0.150),
+            ("2.90373838s", 2.90373838),
+            ("1m30.5s", 90.5),
+            ("1h2m3.004s", 3723.004),
+            ("999h", 999.0 * 3600.0),
+            ("0s", 0.0),
+            ("0", 0.0),
+            ("1.5µs", 1.5e-6),
+        ];
+        for (s, secs) in cases {
+            let d = parse_go_duration(s).unwrap_or_else(|| panic!("{s} parses"));
+            assert!((d.as_secs_f64() - secs).abs() < 1e-9, "{s} gave {d:?}");
+        }
+        for bad in ["", "s", "10", "1x", "-1s", "1.2.3s", "abc"] {
+            assert!(parse_go_duration(bad).is_none(), "{bad} must not parse");
+        }
+    }
+
+    #[test]
+    fn go_durations_print_like_go() {
+        for s in ["150ms", "2.90373838s", "1m30.5s", "1h2m3.004s", "999h0m0s", "0s"] {
+            let d = parse_go_duration(s).unwrap();
+            assert_eq!(GoDuration(d).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn a_report_parses_from_the_protocol_example() {
+        let json = r#"{
+          "topic": "pend00-st-data", "canRead": true, "canWrite": true,
+          "connected": "2023-03-10T14:04:46.294717207Z", "expiresAt": "2023-03-10T15:04:46Z",
+          "remoteAddr": "203.0.113.7", "userAgent": "Go-http-client/1.1",
+          "scopes": ["read", "write", "expt"], "unknown": {"x": 1},
+          "stats": {"tx": {"last": "2.90373838s", "size": 5, "fps": 20.17},
+                    "rx": {"last": "Never", "size": 0, "fps": 0}}
+        }"#;
+        let r: Report = serde_json::from_str(json).unwrap();
+        assert_eq!(r.topic, "pend00-st-data");
+        assert!(r.can_read && r.can_write && r.has_scope("expt"));
+        assert_eq!(r.stats.tx.last.0, Some(Duration::from_nanos(2_903_738_380)));
+        assert!(r.stats.rx.last.never());
+        assert_eq!(r.stats.tx.fps, 20.17);
+        let out = serde_json::to_value(&r).unwrap();
+        assert_eq!(out["can_read"], true);
+        assert_eq!(out["remote_addr"], "203.0.113.7");
+        assert_eq!(out["stats"]["tx"]["last"], "2.90373838s");
+        assert_eq!(out["stats"]["rx"]["last"], "Never");
+    }
+
+    #[test]
+    fn last_accepts_nanoseconds_and_empty() {
+        let s: Statistics = serde_json::from_str(r#"{"last": 1500000000}"#).unwrap();
+        assert_eq!(s.last.0, Some(Duration::from_millis(1500)));
+        let s: Statistics = serde_json::from_str(r#"{"last": ""}"#).unwrap();
+        assert!(s.last.never());
+        let s: Statistics = serde_json::from_str(r#"{"last": "NEVER"}"#).unwrap();
+        assert!(s.last.never());
+    }
+
+    #[test]
+    fn stubs_split_at_the_first_st() {
+        assert_eq!(stream_stub("pend00-st-data"), Some("pend00"));
+        assert_eq!(stream_stub("spin-30-st-video-st-x"), Some("spin-30"));
+        assert_eq!(stream_stub("pend00-data"), None);
+        assert_eq!(stream_stub("-st-data"), None);
+        assert_eq!(stream_stub("pend00-st-"), None);
+    }
+}

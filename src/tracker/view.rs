@@ -1,0 +1,116 @@
+//! The read-only picture the tracker publishes for the REST API and dashboard.
+//!
+//! Built after each change and shared behind an `Arc`: readers never touch
+//! the tracker. Event rings and reports are shared, not copied.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{HealthEvent, SystemAlert, Tracker};
+use crate::report::Report;
+
+/// One experiment as `GET /api/v1/experiments` shows it (PROTOCOL.md §6).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentView {
+    pub topic_name: String,
+    pub resource_name: Option<String>,
+    pub available: Option<bool>,
+    pub healthy: bool,
+    pub jump_ok: bool,
+    pub stream_ok: BTreeMap<String, bool>,
+    pub stream_required: BTreeMap<String, bool>,
+    pub stream_reports: BTreeMap<String, Arc<Report>>,
+    pub jump_report: Option<Arc<Report>>,
+    pub health_events: usize,
+    pub first_checked: DateTime<Utc>,
+    pub last_checked_jump: Option<DateTime<Utc>>,
+    pub last_checked_streams: Option<DateTime<Utc>>,
+    pub last_found_in_manifest: Option<DateTime<Utc>>,
+    /// Current issues, in the words of the health events.
+    pub issues: Vec<String>,
+    /// The availability health asks for (required streams healthy).
+    pub bookable: bool,
+    /// Still inside the startup grace: nothing is recorded or changed yet.
+    pub in_startup_grace: bool,
+    #[serde(skip)]
+    pub events: Arc<VecDeque<HealthEvent>>,
+}
+
+/// Everything readers may see, as of `at`.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub at: Option<DateTime<Utc>>,
+    /// Problems first, then by topic.
+    pub experiments: Vec<ExperimentView>,
+    pub alerts: Vec<SystemAlert>,
+    index: HashMap<String, usize>,
+    /// `experiments` as JSON, serialised by the first reader and shared by the rest.
+    json: OnceLock<Bytes>,
+}
+
+impl Snapshot {
+    pub fn experiment(&self, topic: &str) -> Option<&ExperimentView> {
+        self.index.get(topic).map(|&i| &self.experiments[i])
+    }
+
+    /// The JSON array of `GET /api/v1/experiments`.
+    pub fn experiments_json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                // Plain data with string keys: serialisation cannot fail.
+                Bytes::from(serde_json::to_vec(&self.experiments).expect("experiment views serialise"))
+            })
+            .clone()
+    }
+}
+
+impl Tracker {
+    /// Builds the published picture; linear in the number of experiments.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
+        let mut experiments: Vec<ExperimentView> = self
+            .experiments()
+            .map(|e| ExperimentView {
+                topic_name: e.topic.clone(),
+                resource_name: e.resource.clone(),
+                available: e.availability.observed,
+                healthy: e.health.healthy,
+                jump_ok: e.health.jump_ok,
+                stream_ok: e.health.stream_ok.clone(),
+                stream_required: e
+                    .health
+                    .stream_ok
+                    .keys()
+                    .map(|t| (t.clone(), e.required.contains(t)))
+                    .collect(),
+                stream_reports: e.streams.iter().map(|(t, s)| (t.clone(), s.report.clone())).collect(),
+                jump_report: e.jump.clone(),
+                health_events: e.events.len(),
+                first_checked: e.first_seen,
+                last_checked_jump: e.last_checked_jump,
+                last_checked_streams: e.last_checked_streams,
+                last_found_in_manifest: e.last_found_in_manifest,
+                issues: e.health.issues.clone(),
+                bookable: e.health.bookable,
+                in_startup_grace: e.in_grace(now, self.cfg.startup),
+                events: e.events.clone(),
+            })
+            .collect();
+        experiments.sort_by(|a, b| (a.healthy, &a.topic_name).cmp(&(b.healthy, &b.topic_name)));
+        let index = experiments
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.topic_name.clone(), i))
+            .collect();
+        Snapshot {
+            at: Some(now),
+            experiments,
+            alerts: self.alerts().cloned().collect(),
+            index,
+            json: OnceLock::new(),
+        }
+    }
+}
