@@ -17,6 +17,7 @@ pub mod config;
 pub mod logging;
 pub mod reconciler;
 pub mod report;
+pub mod token;
 pub mod tracker;
 
 use std::sync::Arc;
