@@ -37,23 +37,59 @@ use tracker::{Input, Snapshot, Tracker};
 /// Inputs waiting for the reconciler; senders wait when it is this far behind.
 const INPUT_QUEUE: usize = 256;
 
-/// Runs the service on `listener` until `shutdown` is cancelled, then waits for every task.
+/// The assembled service before it runs: lets callers reach its seams first.
+pub struct Service {
+    config: Config,
+    published: Arc<ArcSwap<Snapshot>>,
+    inputs: mpsc::Sender<Input>,
+    input_rx: mpsc::Receiver<Input>,
+}
+
+impl Service {
+    pub fn new(config: Config) -> Self {
+        let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
+        Self {
+            config,
+            published: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+            inputs,
+            input_rx,
+        }
+    }
+
+    /// Where feeds and the booking poller send what they learn (tests may too).
+    pub fn inputs(&self) -> mpsc::Sender<Input> {
+        self.inputs.clone()
+    }
+
+    /// The latest published snapshot, as the REST API sees it.
+    pub fn snapshot(&self) -> Arc<ArcSwap<Snapshot>> {
+        self.published.clone()
+    }
+
+    /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Service { config, published, inputs, input_rx } = self;
+        let tracker = Tracker::new(config.health.clone(), Utc::now());
+        let reconciler = Reconciler::new(tracker, input_rx, Sinks::default(), published.clone());
+        // The reconciler stops when shutdown is cancelled, not when senders go away.
+        let _inputs = inputs;
+
+        let mut tasks = JoinSet::new();
+        tasks.spawn(reconciler.run(shutdown.clone()));
+
+        let app = api::router(api::AppState { snapshot: published });
+        info!(addr = %listener.local_addr()?, "serving the REST API");
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+        info!("stopped");
+        served
+    }
+}
+
+/// Runs the service on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-    let published = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let (_inputs, input_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
-    let tracker = Tracker::new(config.health.clone(), Utc::now());
-    let reconciler = Reconciler::new(tracker, input_rx, Sinks::default(), published.clone());
-
-    let mut tasks = JoinSet::new();
-    tasks.spawn(reconciler.run(shutdown.clone()));
-
-    let app = api::router(api::AppState { snapshot: published });
-    info!(addr = %listener.local_addr()?, "serving the REST API");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
-    info!("stopped");
-    served
+    Service::new(config).run(listener, shutdown).await
 }
