@@ -68,7 +68,12 @@ impl Service {
 
     /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-        let Service { config, published, inputs, input_rx } = self;
+        let Service {
+            config,
+            published,
+            inputs,
+            input_rx,
+        } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
         let reconciler = Reconciler::new(tracker, input_rx, Sinks::default(), published.clone());
         // The reconciler stops when shutdown is cancelled, not when senders go away.
