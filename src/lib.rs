@@ -75,7 +75,8 @@ impl Service {
             input_rx,
         } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
-        let reconciler = Reconciler::new(tracker, input_rx, Sinks::default(), published.clone());
+        let reconciler =
+            Reconciler::new(tracker, input_rx, Sinks::default(), published.clone()).log_every(config.health_log_every);
         // The reconciler stops when shutdown is cancelled, not when senders go away.
         let _inputs = inputs;
 

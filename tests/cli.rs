@@ -3,7 +3,9 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{base_env, dead_port, DEADLINE};
@@ -106,15 +108,36 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// Collects the child's output lines as they come; the thread ends when the child closes the stream.
+fn collect(stream: impl std::io::Read + Send + 'static) -> (Lines, std::thread::JoinHandle<()>) {
+    let lines = Lines::default();
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().expect("not poisoned").push(line);
+        }
+    });
+    (lines, reader)
+}
+
 #[test]
-fn serve_answers_and_exits_0_on_sigterm() {
+fn serve_answers_logs_a_summary_and_exits_0_on_sigterm() {
     let port = dead_port();
-    let env = with(&[("STATUS_PORT_SERVE", &port.to_string()), ("STATUS_LOG_LEVEL", "info")]);
-    let child = status(&env, &["serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let env = with(&[
+        ("STATUS_PORT_SERVE", &port.to_string()),
+        ("STATUS_LOG_LEVEL", "trace"),
+        ("STATUS_LOG_FORMAT", "text"),
+        ("STATUS_HEALTH_LOG_EVERY", "200ms"),
+    ]);
+    let mut child = status(&env, &["serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    let (stdout, out_reader) = collect(child.stdout.take().expect("piped"));
+    let (stderr, err_reader) = collect(child.stderr.take().expect("piped"));
     let mut child = Reaper(child);
 
     let deadline = Instant::now() + DEADLINE;
@@ -129,6 +152,16 @@ fn serve_answers_and_exits_0_on_sigterm() {
     assert_eq!(health.0, 200);
     let (code, body) = get(port, "/api/v1/experiments").expect("experiments answer");
     assert_eq!((code, body.trim()), (200, "[]"));
+    let deadline = Instant::now() + DEADLINE;
+    while !stdout
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .any(|l| l.contains("fleet summary"))
+    {
+        assert!(Instant::now() < deadline, "no fleet summary logged");
+        std::thread::sleep(Duration::from_millis(25));
+    }
 
     let pid = child.0.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
@@ -142,4 +175,9 @@ fn serve_answers_and_exits_0_on_sigterm() {
         std::thread::sleep(Duration::from_millis(25));
     };
     assert_eq!(exit.code(), Some(0));
+    out_reader.join().expect("reader finished");
+    err_reader.join().expect("reader finished");
+    let out = stdout.lock().expect("not poisoned").join("\n") + &stderr.lock().expect("not poisoned").join("\n");
+    assert!(out.contains("SIGTERM"), "{out}");
+    assert!(!out.contains("test-secret"), "a secret reached the log: {out}");
 }
