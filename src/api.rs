@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/experiments", get(experiments))
         .route("/api/v1/experiments/events/{name}", get(events))
         .route("/api/v1/alerts", get(alerts))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -5,7 +5,7 @@
 //! - [`report`]: wire types of relay/jump statistics.
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
-//! - [`api`]: the REST API over the published snapshot.
+//! - [`api`]: the REST API over the published snapshot; [`dashboard`]: the page at `/`.
 //! - [`logging`]: log output.
 //!
 //! [`run`] wires them; `main`, the demo and the tests all call it.
@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod logging;
 pub mod reconciler;
 pub mod report;
