@@ -6,6 +6,8 @@
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
 //! - [`api`]: the REST API over the published snapshot.
+//! - [`book`]: booking manifest rounds and the availability worker.
+//! - [`sim`]: simulated peers for the demo and the tests.
 //! - [`logging`]: log output.
 //!
 //! [`run`] wires them; `main`, the demo and the tests all call it.
@@ -13,10 +15,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod book;
 pub mod config;
 pub mod logging;
 pub mod reconciler;
 pub mod report;
+pub mod sim;
 pub mod token;
 pub mod tracker;
 
@@ -68,13 +72,24 @@ impl Service {
 
     /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-        let Service { config, published, inputs, input_rx } = self;
+        let Service {
+            config,
+            published,
+            inputs,
+            input_rx,
+        } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
-        let reconciler = Reconciler::new(tracker, input_rx, Sinks::default(), published.clone());
+        let mut tasks = JoinSet::new();
+        let availability =
+            book::start(&config, inputs.clone(), shutdown.clone(), &mut tasks).map_err(std::io::Error::other)?;
+        let sinks = Sinks {
+            availability: Some(availability),
+            ..Sinks::default()
+        };
+        let reconciler = Reconciler::new(tracker, input_rx, sinks, published.clone());
         // The reconciler stops when shutdown is cancelled, not when senders go away.
         let _inputs = inputs;
 
-        let mut tasks = JoinSet::new();
         tasks.spawn(reconciler.run(shutdown.clone()));
 
         let app = api::router(api::AppState { snapshot: published });
