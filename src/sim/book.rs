@@ -73,6 +73,8 @@ struct Ledger {
     fail_next: usize,
     hang_next: usize,
     hang_for: Duration,
+    /// Only requests about this resource hang, if set.
+    hang_only: Option<String>,
     refuse: bool,
 }
 
@@ -202,9 +204,19 @@ impl BookControl {
 
     /// The next `n` requests with a valid token wait `d` before being answered.
     pub fn hang_next(&self, n: usize, d: Duration) {
+        self.hang(n, d, None);
+    }
+
+    /// Like [`Self::hang_next`], counting only requests about `resource`.
+    pub fn hang_next_about(&self, resource: &str, n: usize, d: Duration) {
+        self.hang(n, d, Some(resource.to_string()));
+    }
+
+    fn hang(&self, n: usize, d: Duration, only: Option<String>) {
         let mut s = self.state();
         s.hang_next = n;
         s.hang_for = d;
+        s.hang_only = only;
     }
 
     /// While on, every request is answered 401, as after a rotated secret.
@@ -252,13 +264,14 @@ impl BookControl {
         Ok(())
     }
 
-    /// Consumes one pending fault, failures first.
-    fn take_fault(&self) -> Fault {
+    /// Consumes one pending fault for a request about `resource`, failures first.
+    fn take_fault(&self, resource: Option<&str>) -> Fault {
         let mut s = self.state();
+        let hangs = s.hang_next > 0 && (s.hang_only.is_none() || s.hang_only.as_deref() == resource);
         if s.fail_next > 0 {
             s.fail_next -= 1;
             Fault::Fail
-        } else if s.hang_next > 0 {
+        } else if hangs {
             s.hang_next -= 1;
             Fault::Hang(s.hang_for)
         } else {
@@ -290,7 +303,7 @@ async fn gate(
         query: url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
             .into_owned()
             .collect(),
-        resource,
+        resource: resource.clone(),
         status: None,
     });
     let refused = sim.state().refuse;
@@ -304,7 +317,7 @@ async fn gate(
             debug!("simulated booking API refused a token: {why}");
             error(StatusCode::UNAUTHORIZED, "token refused")
         }
-        Ok(()) => match sim.take_fault() {
+        Ok(()) => match sim.take_fault(resource.as_deref()) {
             Fault::Fail => error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure"),
             Fault::Hang(d) => {
                 tokio::select! {
