@@ -21,7 +21,7 @@ use crate::config::Peer;
 use crate::token::{book_token, TokenError};
 
 /// Requests to the booking API in flight at once, across manifest rounds and changes.
-pub const MAX_IN_FLIGHT: usize = 8;
+const MAX_IN_FLIGHT: usize = 8;
 
 /// A manifest larger than this is refused rather than buffered.
 const MANIFEST_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -156,10 +156,8 @@ impl BookClient {
     /// One request: a fresh token, a permit, the timeout; any 2xx body, up to `limit` bytes.
     async fn send(&self, what: &str, method: Method, url: Url, limit: usize) -> Result<Vec<u8>, BookError> {
         let token = book_token(&self.peer, chrono::Utc::now().timestamp())?;
-        let mut auth = HeaderValue::from_str(&token).map_err(|_| BookError::Answer {
-            what: what.into(),
-            detail: "the minted token is not a valid header value".into(),
-        })?;
+        // A JWT is base64url parts joined by dots: always a valid header value.
+        let mut auth = HeaderValue::from_str(&token).expect("a JWT is a valid header value");
         auth.set_sensitive(true);
         // The semaphore is never closed, so this only waits for a free slot.
         let _permit = self.permits.acquire().await;
@@ -248,7 +246,7 @@ where
 }
 
 /// `<base>/api/v1/admin/resources`, joined as path segments so a basepath never doubles a slash.
-pub fn resources_url(base: &str) -> Result<Url, BookError> {
+fn resources_url(base: &str) -> Result<Url, BookError> {
     let bad = |detail: String| BookError::BaseUrl {
         url: base.to_string(),
         detail,
@@ -262,7 +260,7 @@ pub fn resources_url(base: &str) -> Result<Url, BookError> {
 }
 
 /// `…/resources/{name}`, the name encoded as one path segment, and the change as a query if given.
-pub fn resource_url(resources: &Url, name: &str, change: Option<(bool, &str)>) -> Url {
+fn resource_url(resources: &Url, name: &str, change: Option<(bool, &str)>) -> Url {
     let mut url = resources.clone();
     // `resources` came from `resources_url`, which proved it can carry a path.
     if let Ok(mut path) = url.path_segments_mut() {

@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use rig::{eventually, jump, manifest, relay, stream, Logs, Rig};
 use serde_json::{json, Value};
+use status::book::{BookClient, BookError};
+use status::config::{Peer, Scheme};
 use status::report::Report;
 use status::sim::book::SimBook;
+use status::token::book_token;
 use status::tracker::Input;
 
 /// A rig with `pend00` healthy and read as available from the booking system.
@@ -413,4 +416,46 @@ async fn bad_entries_are_skipped_and_the_last_good_manifest_outlives_failures() 
         found(rig.experiment("pend00").await) != before
     );
     rig.stop().await;
+}
+
+#[tokio::test]
+async fn the_simulator_checks_tokens_as_the_booking_system_does() {
+    let sim = SimBook::start(rig::SECRET, "/tenant/book")
+        .await
+        .expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    let peer = |host: String, secret: &str| Peer {
+        scheme: Scheme::Http,
+        host,
+        basepath: sim.basepath().to_string(),
+        secret: secret.to_string().into(),
+    };
+    let client = |secret: &str| BookClient::new(peer(sim.host(), secret), Duration::from_secs(5)).expect("client");
+
+    let listed = client(rig::SECRET).manifest().await.expect("our own token is accepted");
+    assert!(listed.contains_key("r-pend00"));
+    match client("another-secret").manifest().await {
+        Err(e @ BookError::Unauthorized { .. }) => assert!(e.to_string().contains("STATUS_SECRET_BOOK")),
+        other => panic!("a wrong secret is refused, got {other:?}"),
+    }
+
+    let url = format!("{}/api/v1/admin/resources/r-pend00", sim.base_url());
+    let now = chrono::Utc::now().timestamp();
+    let http = reqwest::Client::new();
+    let status = |auth: Option<String>| {
+        let mut req = http.get(&url);
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        async move { req.send().await.expect("the simulator answers").status().as_u16() }
+    };
+    let good = book_token(&peer(sim.host(), rig::SECRET), now).expect("token");
+    let elsewhere = book_token(&peer("127.0.0.1:1".into(), rig::SECRET), now).expect("token");
+    let expired = book_token(&peer(sim.host(), rig::SECRET), now - 3600).expect("token");
+    assert_eq!(status(Some(good.clone())).await, 200, "the bare token");
+    assert_eq!(status(Some(format!("Bearer {good}"))).await, 200, "a bearer token");
+    assert_eq!(status(None).await, 401, "no token");
+    assert_eq!(status(Some(elsewhere)).await, 401, "another audience");
+    assert_eq!(status(Some(expired)).await, 401, "an expired token");
+    assert_eq!(sim.control().requests().len(), 7, "every request is recorded");
 }
