@@ -6,6 +6,8 @@
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
 //! - [`api`]: the REST API over the published snapshot; [`dashboard`]: the page at `/`.
+//! - [`book`]: booking manifest rounds and the availability worker.
+//! - [`sim`]: simulated peers for the demo and the tests.
 //! - [`logging`]: log output.
 //!
 //! [`run`] wires them; `main`, the demo and the tests all call it.
@@ -13,11 +15,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod book;
 pub mod config;
 pub mod dashboard;
 pub mod logging;
 pub mod reconciler;
 pub mod report;
+pub mod sim;
 pub mod token;
 pub mod tracker;
 
@@ -76,12 +80,18 @@ impl Service {
             input_rx,
         } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
+        let mut tasks = JoinSet::new();
+        let availability =
+            book::start(&config, inputs.clone(), shutdown.clone(), &mut tasks).map_err(std::io::Error::other)?;
+        let sinks = Sinks {
+            availability: Some(availability),
+            ..Sinks::default()
+        };
         let reconciler =
-            Reconciler::new(tracker, input_rx, Sinks::default(), published.clone()).log_every(config.health_log_every);
+            Reconciler::new(tracker, input_rx, sinks, published.clone()).log_every(config.health_log_every);
         // The reconciler stops when shutdown is cancelled, not when senders go away.
         let _inputs = inputs;
 
-        let mut tasks = JoinSet::new();
         tasks.spawn(reconciler.run(shutdown.clone()));
 
         let app = api::router(api::AppState { snapshot: published });

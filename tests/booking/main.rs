@@ -1,0 +1,461 @@
+//! Booking reconciliation end to end: the service against a simulated booking
+//! API over loopback sockets, relay/jump snapshots fed straight into its
+//! input queue, outcomes observed through the simulator's request record and
+//! the service's REST API.
+
+mod rig;
+
+use std::time::Duration;
+
+use rig::{eventually, jump, manifest, relay, stream, Logs, Rig};
+use serde_json::{json, Value};
+use status::book::{BookClient, BookError};
+use status::config::{Peer, Scheme};
+use status::report::Report;
+use status::sim::book::SimBook;
+use status::token::book_token;
+use status::tracker::Input;
+
+/// A rig with `pend00` healthy and read as available from the booking system.
+async fn healthy_pend00(extra: &[(&str, &str)]) -> Rig {
+    let rig = Rig::start(
+        manifest(&["pend00"]),
+        extra,
+        vec![Input::Relay(relay(&["pend00"], "150ms")), jump(&["pend00"])],
+    )
+    .await;
+    eventually!(
+        "pend00 is healthy and read as available",
+        rig.shows("pend00", "available", json!(true)).await && rig.shows("pend00", "healthy", json!(true)).await
+    );
+    rig
+}
+
+/// A broken required stream unbooks once, the value is read back, and recovery books again.
+async fn unbooks_once_then_rebooks(broken: Vec<Report>) {
+    let rig = healthy_pend00(&[]).await;
+
+    rig.send(Input::Relay(broken)).await;
+    eventually!(
+        "the booking system holds pend00 unavailable",
+        rig.held("r-pend00") == Some(false)
+    );
+    let requests = rig.requests();
+    let put = requests
+        .iter()
+        .position(|r| r.is("PUT", "r-pend00"))
+        .expect("a PUT was recorded");
+    let reason = requests[put].param("reason").unwrap_or_default();
+    assert!(
+        reason.starts_with("status: ") && reason.contains("pend00-st-data"),
+        "reason names the service and the stream: {reason}"
+    );
+    eventually!(
+        "the PUT is read back",
+        rig.requests()[put + 1..].iter().any(|r| r.is("GET", "r-pend00"))
+    );
+    eventually!(
+        "the REST API shows what was read back",
+        rig.shows("pend00", "available", json!(false)).await
+    );
+    rig.rounds(2).await;
+    assert_eq!(
+        rig.puts_for("r-pend00", false).len(),
+        1,
+        "exactly one PUT available=false"
+    );
+
+    rig.send(Input::Relay(relay(&["pend00"], "150ms"))).await;
+    eventually!("pend00 is bookable again", rig.held("r-pend00") == Some(true));
+    rig.rounds(1).await;
+    assert_eq!(
+        rig.puts_for("r-pend00", true).len(),
+        1,
+        "exactly one PUT available=true"
+    );
+    assert_eq!(rig.puts().len(), 2, "no other PUT");
+    assert!(rig.puts().iter().all(|r| r.status == Some(204)));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_stale_required_stream_unbooks_once_and_recovery_rebooks() {
+    unbooks_once_then_rebooks(relay(&["pend00"], "1m")).await;
+}
+
+#[tokio::test]
+async fn a_never_sent_required_stream_unbooks_once_and_recovery_rebooks() {
+    unbooks_once_then_rebooks(relay(&["pend00"], "Never")).await;
+}
+
+#[tokio::test]
+async fn a_vanished_required_stream_unbooks_once_and_recovery_rebooks() {
+    // Another experiment keeps the snapshot non-empty: only pend00's stream is gone.
+    unbooks_once_then_rebooks(vec![stream("spin01-st-data", "150ms")]).await;
+}
+
+#[tokio::test]
+async fn a_missing_jump_alone_changes_no_availability() {
+    let rig = healthy_pend00(&[]).await;
+    rig.send(jump(&[])).await;
+    eventually!(
+        "pend00 is unhealthy for its jump alone",
+        rig.experiment("pend00")
+            .await
+            .is_some_and(|e| e["jump_ok"] == false && e["healthy"] == false && e["bookable"] == true)
+    );
+    rig.no_put_after_rounds(2, "a missing jump never changes availability")
+        .await;
+    assert_eq!(rig.held("r-pend00"), Some(true));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn an_experiment_outside_the_manifest_is_never_changed() {
+    let mut snapshot = relay(&["pend00"], "150ms");
+    snapshot.extend(relay(&["pend01"], "1m"));
+    let rig = Rig::start(
+        manifest(&["pend00"]),
+        &[],
+        vec![Input::Relay(snapshot), jump(&["pend00", "pend01"])],
+    )
+    .await;
+    eventually!(
+        "pend01 is seen, unhealthy and unmanaged",
+        rig.experiment("pend01")
+            .await
+            .is_some_and(|e| e["healthy"] == false && e["resource_name"].is_null())
+    );
+    rig.send(Input::Relay(relay(&["pend00"], "150ms"))).await;
+    rig.no_put_after_rounds(2, "no PUT at all").await;
+    assert!(
+        rig.requests()
+            .iter()
+            .all(|r| !r.resource.as_deref().unwrap_or_default().contains("pend01")),
+        "the booking API is never asked about pend01"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_manual_change_in_the_booking_system_is_corrected_at_the_next_round() {
+    let rig = healthy_pend00(&[]).await;
+    rig.sim
+        .control()
+        .set_available("r-pend00", false, "maintenance by hand");
+    eventually!("the drift is repaired", rig.held("r-pend00") == Some(true));
+    let puts = rig.puts_for("r-pend00", true);
+    assert_eq!(puts.len(), 1);
+    assert!(puts[0].param("reason").unwrap_or_default().starts_with("status: "));
+    rig.rounds(1).await;
+    assert_eq!(rig.puts().len(), 1, "repaired once, then left alone");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_lands_through_two_500s() {
+    // One round only, so the failures hit the change and nothing else.
+    let rig = healthy_pend00(&[("STATUS_QUERY_BOOK_EVERY", "1h")]).await;
+    rig.sim.control().fail_next(2);
+    rig.send(Input::Relay(relay(&["pend00"], "1m"))).await;
+    eventually!("the change lands", rig.held("r-pend00") == Some(false));
+    eventually!(
+        "the change is read back",
+        rig.requests().last().is_some_and(|r| r.is("GET", "r-pend00"))
+    );
+    // With no round running, everything after the PUTs is the read-back.
+    let requests = rig.requests();
+    let first_put = requests.iter().position(|r| r.method == "PUT").expect("recorded");
+    let after: Vec<(&str, Option<u16>)> = requests[first_put..]
+        .iter()
+        .map(|r| (r.method.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        after,
+        [
+            ("PUT", Some(500)),
+            ("PUT", Some(500)),
+            ("PUT", Some(204)),
+            ("GET", Some(200))
+        ]
+    );
+    eventually!(
+        "the REST API shows the value read back",
+        rig.shows("pend00", "available", json!(false)).await
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_hung_booking_api_is_retried_and_delays_nothing_else() {
+    let rig = healthy_pend00(&[("STATUS_QUERY_BOOK_EVERY", "1h"), ("STATUS_TIMEOUT_BOOK", "4s")]).await;
+    let hang = Duration::from_secs(30);
+    rig.sim.control().hang_next(1, hang);
+    rig.send(Input::Relay(relay(&["pend00"], "1m"))).await;
+    eventually!("the PUT hangs", rig.puts().first().is_some_and(|r| r.status.is_none()));
+
+    // While the booking API hangs, the REST API and the reconciler carry on.
+    let (_, took) = rig.experiments_timed().await;
+    assert!(took < Duration::from_secs(1), "GET /api/v1/experiments took {took:?}");
+    let mut snapshot = relay(&["pend00"], "1m");
+    snapshot.extend(relay(&["spin01"], "150ms"));
+    let sent = std::time::Instant::now();
+    rig.send(Input::Relay(snapshot)).await;
+    eventually!("spin01 appears", rig.experiment("spin01").await.is_some());
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "a new snapshot took {:?} to show",
+        sent.elapsed()
+    );
+    assert_eq!(rig.puts().len(), 1, "all this happened before the hung PUT timed out");
+
+    eventually!("the retried change lands", rig.held("r-pend00") == Some(false));
+    let puts = rig.puts();
+    assert_eq!(puts.len(), 2, "one timed out, one retried");
+    assert_eq!(puts[1].status, Some(204));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_round_read_never_overtakes_a_change() {
+    let both = ["pend00", "spin00"];
+    let rig = Rig::start(
+        manifest(&both),
+        &[("STATUS_TIMEOUT_BOOK", "5s")],
+        vec![Input::Relay(relay(&both, "150ms")), jump(&both)],
+    )
+    .await;
+    eventually!("both read as available", rig.available().await == 2);
+    // Hold one round open: spin00's read hangs after pend00's was answered (available).
+    rig.sim.control().hang_next_about("r-spin00", 1, Duration::from_secs(2));
+    eventually!("a round is held open by spin00's read", {
+        let requests = rig.requests();
+        let hung = requests
+            .iter()
+            .rposition(|r| r.is("GET", "r-spin00") && r.status.is_none());
+        hung.is_some_and(|h| {
+            let round = requests[..h].iter().rposition(|r| r.is_manifest()).unwrap_or(0);
+            requests[round..]
+                .iter()
+                .any(|r| r.is("GET", "r-pend00") && r.status == Some(200))
+        })
+    });
+    // pend00 breaks now: its change must wait for the round, or the round's
+    // older read (available) would land after it and ask for a second PUT.
+    rig.send(Input::Relay(vec![
+        stream("pend00-st-data", "1m"),
+        stream("spin00-st-data", "150ms"),
+    ]))
+    .await;
+    eventually!("the change lands", rig.held("r-pend00") == Some(false));
+    rig.rounds(2).await;
+    assert_eq!(rig.puts_for("r-pend00", false).len(), 1, "exactly one PUT");
+    assert_eq!(rig.puts().len(), 1);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_token_is_not_retried_and_says_what_to_check() {
+    let (logs, _guard) = Logs::capture();
+    let rig = healthy_pend00(&[]).await;
+    rig.sim.control().refuse(true);
+    rig.send(Input::Relay(relay(&["pend00"], "1m"))).await;
+    eventually!(
+        "the PUT is refused",
+        rig.puts().first().is_some_and(|r| r.status == Some(401))
+    );
+    let manifest_attempts = || rig.requests().iter().filter(|r| r.is_manifest()).count();
+    let after = manifest_attempts();
+    eventually!("three more manifest attempts", manifest_attempts() >= after + 3);
+    assert_eq!(rig.puts().len(), 1, "a 401 is not retried");
+    let requests = rig.requests();
+    let put = requests.iter().position(|r| r.method == "PUT").expect("recorded");
+    assert!(
+        !requests[put + 1..].iter().any(|r| r.is("GET", "r-pend00")),
+        "nothing to read back after a refusal"
+    );
+    let lines = logs.lines_with(&["PUT /admin/resources/r-pend00", "STATUS_SECRET_BOOK"]);
+    assert_eq!(lines.len(), 1, "one clear line: {lines:#?}");
+    assert!(lines[0].contains("STATUS_HOST_BOOK") && lines[0].contains("STATUS_BASEPATH_BOOK"));
+    assert!(
+        lines[0].contains(rig.sim.base_url()),
+        "names the audience: {}",
+        lines[0]
+    );
+    logs.assert_no_secrets();
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_sends_no_put() {
+    let (logs, _guard) = Logs::capture();
+    let rig = healthy_pend00(&[("STATUS_DRY_RUN", "true")]).await;
+    rig.send(Input::Relay(relay(&["pend00"], "1m"))).await;
+    eventually!(
+        "the decision is logged",
+        !logs
+            .lines_with(&["dry run: would set r-pend00 available=false: status: "])
+            .is_empty()
+    );
+    rig.no_put_after_rounds(2, "no PUT in a dry run").await;
+    assert_eq!(rig.held("r-pend00"), Some(true));
+    logs.assert_no_secrets();
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_relay_unbooks_nothing() {
+    let rig = healthy_pend00(&[("STATUS_HEALTH_LAST_CHECKED", "2s")]).await;
+    // No further snapshots: both feeds fall silent.
+    eventually!(
+        "the relay silence is a system alert",
+        rig.has_alert("relay_silent").await
+    );
+    eventually!(
+        "health says pend00 should not be bookable",
+        rig.shows("pend00", "bookable", json!(false)).await
+    );
+    rig.no_put_after_rounds(2, "silence of the observer unbooks nothing")
+        .await;
+    assert_eq!(rig.held("r-pend00"), Some(true));
+    rig.stop().await;
+}
+
+const EIGHT: [&str; 8] = [
+    "pend00", "pend01", "pend02", "pend03", "pend04", "spin00", "spin01", "spin02",
+];
+const FIVE: [&str; 5] = ["pend00", "pend01", "pend02", "pend03", "pend04"];
+
+/// Eight managed experiments read as available, then five of them stale in one snapshot.
+async fn five_of_eight_fail(extra: &[(&str, &str)]) -> Rig {
+    let rig = Rig::start(
+        manifest(&EIGHT),
+        extra,
+        vec![Input::Relay(relay(&EIGHT, "150ms")), jump(&EIGHT)],
+    )
+    .await;
+    eventually!("all eight read as available", rig.available().await == 8);
+    let mut snapshot = relay(&FIVE, "1m");
+    snapshot.extend(relay(&EIGHT[5..], "150ms"));
+    rig.send(Input::Relay(snapshot)).await;
+    rig
+}
+
+#[tokio::test]
+async fn five_of_eight_failing_at_once_are_held_with_an_alert() {
+    let rig = five_of_eight_fail(&[]).await;
+    eventually!(
+        "the mass change is held with an alert",
+        rig.has_alert("mass_change_held").await
+    );
+    rig.no_put_after_rounds(2, "a held mass change sends no PUT").await;
+    assert!(EIGHT.iter().all(|s| rig.held(&format!("r-{s}")) == Some(true)));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_guard_off_all_five_are_unbooked() {
+    let rig = five_of_eight_fail(&[("STATUS_MASS_CHANGE_GUARD", "off")]).await;
+    eventually!(
+        "all five are unbookable",
+        FIVE.iter().all(|s| rig.held(&format!("r-{s}")) == Some(false))
+    );
+    rig.rounds(1).await;
+    for s in FIVE {
+        assert_eq!(rig.puts_for(&format!("r-{s}"), false).len(), 1, "{s}");
+    }
+    assert_eq!(rig.puts().len(), 5, "the three healthy ones are left alone");
+    assert!(!rig.has_alert("mass_change_held").await);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn bad_entries_are_skipped_and_the_last_good_manifest_outlives_failures() {
+    let sim = SimBook::start(rig::SECRET, "").await.expect("simulator binds");
+    let mut m = manifest(&["pend00"]);
+    m.insert("r-bad".into(), json!({"topic_stub": "pend 01", "streams": ["st-data"]}));
+    m.insert("r-odd".into(), json!({"topic_stub": "odd00", "streams": "st-data"}));
+    sim.control().set_manifest(m);
+    let rig = Rig::start_with(
+        sim,
+        &[],
+        vec![Input::Relay(relay(&["pend00"], "150ms")), jump(&["pend00"])],
+    )
+    .await;
+    eventually!(
+        "pend00 is managed and read",
+        rig.shows("pend00", "available", json!(true)).await
+    );
+    let (all, _) = rig.experiments_timed().await;
+    assert_eq!(all.len(), 1, "bad entries are not managed: {all:#?}");
+    assert!(!rig
+        .requests()
+        .iter()
+        .any(|r| r.resource.is_some() && !r.is("GET", "r-pend00")));
+
+    let found = |e: Option<Value>| e.map(|e| e["last_found_in_manifest"].clone());
+    let before = found(rig.experiment("pend00").await);
+    rig.sim.control().fail_next(usize::MAX);
+    let failed = || {
+        rig.requests()
+            .iter()
+            .filter(|r| r.is_manifest() && r.status == Some(500))
+            .count()
+    };
+    eventually!("three manifest fetches fail", failed() >= 3);
+    let now = rig.experiment("pend00").await;
+    assert_eq!(
+        now.as_ref().map(|e| e["resource_name"].clone()),
+        Some(json!("r-pend00"))
+    );
+    assert_eq!(found(now), before, "nothing replaced the last good manifest");
+
+    rig.sim.control().fail_next(0);
+    eventually!(
+        "the next good manifest is taken",
+        found(rig.experiment("pend00").await) != before
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn the_simulator_checks_tokens_as_the_booking_system_does() {
+    let sim = SimBook::start(rig::SECRET, "/tenant/book")
+        .await
+        .expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    let peer = |host: String, secret: &str| Peer {
+        scheme: Scheme::Http,
+        host,
+        basepath: sim.basepath().to_string(),
+        secret: secret.to_string().into(),
+    };
+    let client = |secret: &str| BookClient::new(peer(sim.host(), secret), Duration::from_secs(5)).expect("client");
+
+    let listed = client(rig::SECRET).manifest().await.expect("our own token is accepted");
+    assert!(listed.contains_key("r-pend00"));
+    match client("another-secret").manifest().await {
+        Err(e @ BookError::Unauthorized { .. }) => assert!(e.to_string().contains("STATUS_SECRET_BOOK")),
+        other => panic!("a wrong secret is refused, got {other:?}"),
+    }
+
+    let url = format!("{}/api/v1/admin/resources/r-pend00", sim.base_url());
+    let now = chrono::Utc::now().timestamp();
+    let http = reqwest::Client::new();
+    let status = |auth: Option<String>| {
+        let mut req = http.get(&url);
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        async move { req.send().await.expect("the simulator answers").status().as_u16() }
+    };
+    let good = book_token(&peer(sim.host(), rig::SECRET), now).expect("token");
+    let elsewhere = book_token(&peer("127.0.0.1:1".into(), rig::SECRET), now).expect("token");
+    let expired = book_token(&peer(sim.host(), rig::SECRET), now - 3600).expect("token");
+    assert_eq!(status(Some(good.clone())).await, 200, "the bare token");
+    assert_eq!(status(Some(format!("Bearer {good}"))).await, 200, "a bearer token");
+    assert_eq!(status(None).await, 401, "no token");
+    assert_eq!(status(Some(elsewhere)).await, 401, "another audience");
+    assert_eq!(status(Some(expired)).await, 401, "an expired token");
+    assert_eq!(sim.control().requests().len(), 7, "every request is recorded");
+}
