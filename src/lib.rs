@@ -3,10 +3,12 @@
 //!
 //! - [`config`]: `STATUS_*` environment → validated [`Config`].
 //! - [`report`]: wire types of relay/jump statistics.
+//! - [`feed`]: the relay and jump statistics subscriptions.
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
 //! - [`api`]: the REST API over the published snapshot.
 //! - [`logging`]: log output.
+//! - [`sim`]: simulated peers for the demo and the tests.
 //!
 //! [`run`] wires them; `main`, the demo and the tests all call it.
 
@@ -14,9 +16,11 @@
 
 pub mod api;
 pub mod config;
+pub mod feed;
 pub mod logging;
 pub mod reconciler;
 pub mod report;
+pub mod sim;
 pub mod token;
 pub mod tracker;
 
@@ -31,7 +35,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use config::Config;
+use feed::{FeedBoard, Subscription, Timing};
 use reconciler::{Reconciler, Sinks};
+use token::Feed;
 use tracker::{Input, Snapshot, Tracker};
 
 /// Inputs waiting for the reconciler; senders wait when it is this far behind.
@@ -43,6 +49,7 @@ pub struct Service {
     published: Arc<ArcSwap<Snapshot>>,
     inputs: mpsc::Sender<Input>,
     input_rx: mpsc::Receiver<Input>,
+    feeds: FeedBoard,
 }
 
 impl Service {
@@ -53,6 +60,7 @@ impl Service {
             published: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             inputs,
             input_rx,
+            feeds: FeedBoard::default(),
         }
     }
 
@@ -66,18 +74,36 @@ impl Service {
         self.published.clone()
     }
 
+    /// What the relay and jump subscriptions report about themselves.
+    pub fn feeds(&self) -> FeedBoard {
+        self.feeds.clone()
+    }
+
     /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-        let Service { config, published, inputs, input_rx } = self;
+        let Service {
+            config,
+            published,
+            inputs,
+            input_rx,
+            feeds,
+        } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
         let reconciler = Reconciler::new(tracker, input_rx, Sinks::default(), published.clone());
-        // The reconciler stops when shutdown is cancelled, not when senders go away.
-        let _inputs = inputs;
+        // `inputs` lives to the end of `run`: the reconciler stops when shutdown is cancelled, not when senders go away.
 
         let mut tasks = JoinSet::new();
         tasks.spawn(reconciler.run(shutdown.clone()));
+        for (feed, peer) in [(Feed::Relay, &config.relay), (Feed::Jump, &config.jump)] {
+            let timing = Timing::new(feed, &config);
+            let subscription = Subscription::new(feed, peer.clone(), timing, inputs.clone(), feeds.state(feed));
+            tasks.spawn(subscription.run(shutdown.clone()));
+        }
 
-        let app = api::router(api::AppState { snapshot: published });
+        let app = api::router(api::AppState {
+            snapshot: published,
+            feeds,
+        });
         info!(addr = %listener.local_addr()?, "serving the REST API");
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
