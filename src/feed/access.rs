@@ -113,11 +113,7 @@ pub fn redact(uri: &Url) -> String {
     let pairs: Vec<(String, String)> = uri
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == "code" {
-                "<redacted>".into()
-            } else {
-                v.into_owned()
-            };
+            let v = if k == "code" { "redacted".into() } else { v.into_owned() };
             (k.into_owned(), v)
         })
         .collect();
@@ -205,7 +201,7 @@ mod tests {
         let u = Url::parse("wss://h/session/stats?a=1&code=s3cr3t&b=2").unwrap();
         let shown = redact(&u);
         assert!(!shown.contains("s3cr3t"));
-        assert!(shown.contains("a=1") && shown.contains("b=2") && shown.contains("code="));
+        assert!(shown.contains("a=1") && shown.contains("b=2") && shown.contains("code=redacted"));
         let plain = Url::parse("wss://h/session/stats").unwrap();
         assert_eq!(redact(&plain), "wss://h/session/stats");
     }
