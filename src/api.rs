@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/experiments/events/{name}", get(events))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/feeds", get(feeds))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -785,4 +785,28 @@ mod tests {
         assert!(text.contains("STATUS_SECRET_RELAY=<set>"));
         assert!(!format!("{c:?}").contains("relay-secret"));
     }
+
+    /// Every variable in the example file, commented defaults included, is known and valid.
+    #[test]
+    fn the_example_environment_file_is_complete_and_valid() {
+        let example = include_str!("../scripts/status.env.example");
+        let readme = include_str!("../README.md");
+        let vars: Vec<(String, String)> = example
+            .lines()
+            .map(|l| l.trim_start_matches('#'))
+            .filter_map(|l| l.split_once('='))
+            .filter(|(k, _)| k.starts_with(PREFIX) && !k.contains(' '))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for known in KNOWN {
+            let name = format!("{PREFIX}{known}");
+            assert!(
+                vars.iter().any(|(k, _)| *k == name),
+                "{name} is missing from status.env.example"
+            );
+            assert!(readme.contains(&name), "{name} is missing from README.md");
+        }
+        let c = Config::from_vars(vars).unwrap();
+        assert!(c.warnings.iter().all(|w| w.contains("both")), "{:?}", c.warnings);
+    }
 }

@@ -6,7 +6,7 @@
 //! - [`feed`]: the relay and jump statistics subscriptions.
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
-//! - [`api`]: the REST API over the published snapshot.
+//! - [`api`]: the REST API over the published snapshot; [`dashboard`]: the page at `/`.
 //! - [`logging`]: log output.
 //! - [`sim`]: simulated peers for the demo and the tests.
 //!
@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod feed;
 pub mod logging;
 pub mod reconciler;
@@ -89,7 +90,8 @@ impl Service {
             feeds,
         } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
-        let reconciler = Reconciler::new(tracker, input_rx, Sinks::default(), published.clone());
+        let reconciler =
+            Reconciler::new(tracker, input_rx, Sinks::default(), published.clone()).log_every(config.health_log_every);
         // `inputs` lives to the end of `run`: the reconciler stops when shutdown is cancelled, not when senders go away.
 
         let mut tasks = JoinSet::new();

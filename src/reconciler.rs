@@ -32,6 +32,7 @@ pub struct Reconciler {
     inputs: mpsc::Receiver<Input>,
     sinks: Sinks,
     published: Arc<ArcSwap<Snapshot>>,
+    log_every: Duration,
 }
 
 impl Reconciler {
@@ -46,13 +47,22 @@ impl Reconciler {
             inputs,
             sinks,
             published,
+            log_every: Duration::from_secs(3600),
         }
+    }
+
+    /// Period of the fleet summary line (`STATUS_HEALTH_LOG_EVERY`).
+    pub fn log_every(mut self, period: Duration) -> Self {
+        self.log_every = period;
+        self
     }
 
     /// Runs until `shutdown` is cancelled or every input sender is gone.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + self.log_every, self.log_every);
+        summary.set_missed_tick_behavior(MissedTickBehavior::Delay);
         self.publish();
         loop {
             let input = tokio::select! {
@@ -63,6 +73,10 @@ impl Reconciler {
                     None => break,
                 },
                 _ = tick.tick() => Input::Tick,
+                _ = summary.tick() => {
+                    self.log_summary();
+                    continue;
+                }
             };
             let effects = self.tracker.handle(Utc::now(), input);
             for effect in effects {
@@ -77,6 +91,27 @@ impl Reconciler {
 
     fn publish(&self) {
         self.published.store(Arc::new(self.tracker.snapshot(Utc::now())));
+    }
+
+    /// One info line about the whole fleet; the full picture at debug level.
+    fn log_summary(&self) {
+        let snapshot = self.published.load();
+        let all = &snapshot.experiments;
+        let healthy = all.iter().filter(|e| e.healthy).count();
+        let managed = all.iter().filter(|e| e.resource_name.is_some()).count();
+        let bookable = all.iter().filter(|e| e.available == Some(true)).count();
+        let alerts: Vec<&str> = snapshot.alerts.iter().map(|a| a.message.as_str()).collect();
+        info!(
+            experiments = all.len(),
+            healthy,
+            managed,
+            bookable,
+            ?alerts,
+            "fleet summary"
+        );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            debug!(experiments = %String::from_utf8_lossy(&snapshot.experiments_json()), "fleet snapshot");
+        }
     }
 
     fn dispatch(&self, effect: Effect) {

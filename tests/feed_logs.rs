@@ -4,6 +4,7 @@
 //! reliable only when no other test registers the same call sites at once.
 
 mod feed_rig;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ async fn a_closed_socket_is_followed_by_a_fresh_access_request_and_nothing_secre
     let logs = Logs::capture();
     let peers = Peers::start().await;
     healthy_pend00(&peers);
-    let rig = peers.serve(&[], |_| {}).await;
+    let rig = peers.serve(&[]).await;
     let relay = &rig.peers.relay;
     rig.counter_above("relay", "frames_received", 0).await;
     assert_eq!(relay.subscriptions(), 1);

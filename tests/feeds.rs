@@ -2,6 +2,7 @@
 //! simulated peers on loopback sockets, observed through its REST API.
 
 mod feed_rig;
+mod support;
 
 use std::time::Duration;
 
@@ -11,18 +12,16 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use status::sim::stats::Garbage;
 use status::token::{self, Feed, StatsClaims};
+use support::{wait_for, DEADLINE};
 
 #[tokio::test]
 async fn tokens_carry_exactly_the_protocol_claims() {
     let rig = Peers::start()
         .await
-        .serve(
-            &[
-                ("STATUS_RECONNECT_RELAY_EVERY", "1h"),
-                ("STATUS_RECONNECT_JUMP_EVERY", "2h"),
-            ],
-            |_| {},
-        )
+        .serve(&[
+            ("STATUS_RECONNECT_RELAY_EVERY", "1h"),
+            ("STATUS_RECONNECT_JUMP_EVERY", "2h"),
+        ])
         .await;
     let (relay, jump) = (&rig.peers.relay, &rig.peers.jump);
     wait_for("both subscriptions", || async {
@@ -63,7 +62,12 @@ async fn tokens_carry_exactly_the_protocol_claims() {
     let good = token::stats_token(Feed::Relay, &config.relay, Utc::now().timestamp(), DEADLINE).unwrap();
     let forged = token::stats_token(Feed::Relay, &wrong, Utc::now().timestamp(), DEADLINE).unwrap();
     for bad in [forged, format!("Bearer {good}")] {
-        let resp = rig.http.post(&url).header("Authorization", bad).send().await.unwrap();
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .header("Authorization", bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(relay.bad_tokens(), 2);
@@ -103,7 +107,8 @@ async fn granted_codes_work_once() {
 async fn stalled_silent_and_vanished_streams_make_the_experiment_unhealthy_but_viewers_do_not() {
     let peers = Peers::start().await;
     healthy_pend00(&peers);
-    let rig = peers.serve(&[], manifest_pend00).await;
+    let rig = peers.serve(&[]).await;
+    rig.manifest_pend00().await;
     let relay = &rig.peers.relay;
 
     let view = rig.health_is("pend00", true).await;
@@ -153,7 +158,7 @@ async fn refused_access_is_retried_until_it_subscribes() {
     let peers = Peers::start().await;
     peers.relay.refuse_access(2, StatusCode::SERVICE_UNAVAILABLE);
     peers.jump.refuse_access(1, StatusCode::UNAUTHORIZED);
-    let rig = peers.serve(&[], |_| {}).await;
+    let rig = peers.serve(&[]).await;
     let (relay, jump) = (&rig.peers.relay, &rig.peers.jump);
 
     let feed = rig.counter_above("relay", "frames_received", 0).await;
@@ -170,7 +175,8 @@ async fn refused_access_is_retried_until_it_subscribes() {
 async fn garbage_frames_are_counted_survived_and_leave_the_snapshot_alone() {
     let peers = Peers::start().await;
     healthy_pend00(&peers);
-    let rig = peers.serve(&[], manifest_pend00).await;
+    let rig = peers.serve(&[]).await;
+    rig.manifest_pend00().await;
     let relay = &rig.peers.relay;
     let events = rig.health_is("pend00", true).await["health_events"].clone();
 
@@ -205,7 +211,7 @@ async fn garbage_frames_are_counted_survived_and_leave_the_snapshot_alone() {
 async fn a_silent_feed_raises_its_alert_and_its_dead_connection_is_renewed() {
     let peers = Peers::start().await;
     healthy_pend00(&peers);
-    let rig = peers.serve(&[], |_| {}).await;
+    let rig = peers.serve(&[]).await;
     let jump = &rig.peers.jump;
     rig.counter_above("jump", "frames_received", 0).await;
     rig.counter_above("relay", "frames_received", 0).await;
@@ -242,7 +248,7 @@ async fn a_silent_feed_raises_its_alert_and_its_dead_connection_is_renewed() {
 #[tokio::test]
 async fn subscriptions_renew_every_reconnect_period_without_errors() {
     let peers = Peers::start().await;
-    let rig = peers.serve(&[("STATUS_RECONNECT_RELAY_EVERY", "1s")], |_| {}).await;
+    let rig = peers.serve(&[("STATUS_RECONNECT_RELAY_EVERY", "1s")]).await;
     let relay = &rig.peers.relay;
     wait_for("two renewals", || async { (relay.subscriptions() >= 3).then_some(()) }).await;
     let feed = rig.feed("relay").await;
@@ -255,20 +261,17 @@ async fn subscriptions_renew_every_reconnect_period_without_errors() {
 #[tokio::test]
 async fn shutdown_closes_both_subscriptions_promptly() {
     let peers = Peers::start().await;
-    let rig = peers.serve(&[], |_| {}).await;
+    let rig = peers.serve(&[]).await;
     let (relay, jump) = (&rig.peers.relay, &rig.peers.jump);
     wait_for("both connected", || async {
         (relay.open_connections() == 1 && jump.open_connections() == 1).then_some(())
     })
     .await;
-    rig.stop.cancel();
-    let mut rig = rig;
-    let stopped = tokio::time::timeout(Duration::from_secs(5), &mut rig.running).await;
-    assert!(
-        matches!(stopped, Ok(Ok(Ok(())))),
-        "the service stops within 5 s: {stopped:?}"
-    );
-    let (relay, jump) = (&rig.peers.relay, &rig.peers.jump);
+    let Rig { peers, svc } = rig;
+    tokio::time::timeout(Duration::from_secs(5), svc.stop())
+        .await
+        .expect("the service stops within 5 s");
+    let (relay, jump) = (&peers.relay, &peers.jump);
     wait_for("the peers to see both sockets closed", || async {
         (relay.open_connections() == 0 && jump.open_connections() == 0).then_some(())
     })

@@ -1,0 +1,125 @@
+//! Shared test harness: the real service on an ephemeral loopback port, and
+//! condition waits with deadlines (never fixed sleeps).
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use status::tracker::Input;
+use status::{Config, Service};
+
+/// Generous: tests must pass on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    l.local_addr().expect("bound socket has an address").port()
+}
+
+/// The six required variables, with every peer pointing at an unused loopback port.
+pub fn base_env() -> Vec<(String, String)> {
+    let dead = format!("127.0.0.1:{}", dead_port());
+    [
+        ("STATUS_HOST_BOOK", dead.as_str()),
+        ("STATUS_HOST_JUMP", dead.as_str()),
+        ("STATUS_HOST_RELAY", dead.as_str()),
+        ("STATUS_SCHEME_BOOK", "http"),
+        ("STATUS_SCHEME_JUMP", "http"),
+        ("STATUS_SCHEME_RELAY", "http"),
+        ("STATUS_SECRET_BOOK", "test-secret-book"),
+        ("STATUS_SECRET_JUMP", "test-secret-jump"),
+        ("STATUS_SECRET_RELAY", "test-secret-relay"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn env_with(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = base_env();
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+/// The service running in this process on `127.0.0.1:0`.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub inputs: mpsc::Sender<Input>,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<std::io::Result<()>>,
+    pub http: reqwest::Client,
+}
+
+impl Running {
+    pub async fn start(env: Vec<(String, String)>) -> Self {
+        let config = Config::from_vars(env).expect("test configuration is valid");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("bound socket has an address");
+        let service = Service::new(config);
+        let inputs = service.inputs();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(service.run(listener, shutdown.clone()));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client");
+        Self {
+            addr,
+            inputs,
+            shutdown,
+            task,
+            http,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.http.get(self.url(path)).send().await.expect("GET succeeds");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("JSON body"))
+    }
+
+    pub async fn send(&self, input: Input) {
+        self.inputs.send(input).await.expect("reconciler is running");
+    }
+
+    /// Stops the service and checks it exits cleanly in time.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let done = tokio::time::timeout(DEADLINE, self.task).await;
+        let result = done
+            .expect("service stops promptly")
+            .expect("service task did not panic");
+        result.expect("service exits without error");
+    }
+}
+
+/// Polls `check` until it yields `Some`, or panics naming `what` after [`DEADLINE`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
