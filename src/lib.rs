@@ -50,7 +50,6 @@ pub struct Service {
     published: Arc<ArcSwap<Snapshot>>,
     inputs: mpsc::Sender<Input>,
     input_rx: mpsc::Receiver<Input>,
-    feeds: FeedBoard,
 }
 
 impl Service {
@@ -61,7 +60,6 @@ impl Service {
             published: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             inputs,
             input_rx,
-            feeds: FeedBoard::default(),
         }
     }
 
@@ -75,11 +73,6 @@ impl Service {
         self.published.clone()
     }
 
-    /// What the relay and jump subscriptions report about themselves.
-    pub fn feeds(&self) -> FeedBoard {
-        self.feeds.clone()
-    }
-
     /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         let Service {
@@ -87,7 +80,6 @@ impl Service {
             published,
             inputs,
             input_rx,
-            feeds,
         } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
         let reconciler =
@@ -96,6 +88,7 @@ impl Service {
 
         let mut tasks = JoinSet::new();
         tasks.spawn(reconciler.run(shutdown.clone()));
+        let feeds = FeedBoard::default();
         for (feed, peer) in [(Feed::Relay, &config.relay), (Feed::Jump, &config.jump)] {
             let timing = Timing::new(feed, &config);
             let subscription = Subscription::new(feed, peer.clone(), timing, inputs.clone(), feeds.state(feed));

@@ -105,13 +105,8 @@ async fn granted_codes_work_once() {
 
 #[tokio::test]
 async fn stalled_silent_and_vanished_streams_make_the_experiment_unhealthy_but_viewers_do_not() {
-    let peers = Peers::start().await;
-    healthy_pend00(&peers);
-    let rig = peers.serve(&[]).await;
-    rig.manifest_pend00().await;
+    let (rig, view) = pend00_rig().await;
     let relay = &rig.peers.relay;
-
-    let view = rig.health_is("pend00", true).await;
     assert_eq!(
         view["stream_ok"]["pend00-st-video"], true,
         "the viewer that never sends does not count"
@@ -173,12 +168,9 @@ async fn refused_access_is_retried_until_it_subscribes() {
 
 #[tokio::test]
 async fn garbage_frames_are_counted_survived_and_leave_the_snapshot_alone() {
-    let peers = Peers::start().await;
-    healthy_pend00(&peers);
-    let rig = peers.serve(&[]).await;
-    rig.manifest_pend00().await;
+    let (rig, view) = pend00_rig().await;
     let relay = &rig.peers.relay;
-    let events = rig.health_is("pend00", true).await["health_events"].clone();
+    let events = view["health_events"].clone();
 
     let mut rejected = 0;
     for garbage in [Garbage::NotJson, Garbage::Binary, Garbage::Object] {
@@ -209,9 +201,7 @@ async fn garbage_frames_are_counted_survived_and_leave_the_snapshot_alone() {
 
 #[tokio::test]
 async fn a_silent_feed_raises_its_alert_and_its_dead_connection_is_renewed() {
-    let peers = Peers::start().await;
-    healthy_pend00(&peers);
-    let rig = peers.serve(&[]).await;
+    let (rig, _) = pend00_rig().await;
     let jump = &rig.peers.jump;
     rig.counter_above("jump", "frames_received", 0).await;
     rig.counter_above("relay", "frames_received", 0).await;
@@ -222,10 +212,15 @@ async fn a_silent_feed_raises_its_alert_and_its_dead_connection_is_renewed() {
 
     jump.set_silent(true);
     let asked = jump.access_requests();
+    let pongs = jump.pongs();
     wait_for("the jump silence alert", || async {
         (rig.alert_kinds().await == ["jump_silent"]).then_some(())
     })
     .await;
+    assert!(
+        jump.pongs() > pongs,
+        "pings are answered, and do not count as statistics"
+    );
 
     // Silent for twice STATUS_HEALTH_LAST_CHECKED: the connection is taken for dead and renewed.
     let feed = wait_for("a renewed jump subscription", || async {

@@ -90,44 +90,33 @@ fn not_an_array(text: &str, err: serde_json::Error) -> FrameError {
 }
 
 /// A report's fields, each kept raw so one bad value cannot spoil the others.
+/// (The `bound` lets the raw values borrow from the frame instead of copying it.)
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct RawReport<'a> {
-    #[serde(borrow)]
     topic: Option<&'a RawValue>,
-    #[serde(borrow)]
     can_read: Option<&'a RawValue>,
-    #[serde(borrow)]
     can_write: Option<&'a RawValue>,
-    #[serde(borrow)]
     connected: Option<&'a RawValue>,
-    #[serde(borrow)]
     expires_at: Option<&'a RawValue>,
-    #[serde(borrow)]
     remote_addr: Option<&'a RawValue>,
-    #[serde(borrow)]
     user_agent: Option<&'a RawValue>,
-    #[serde(borrow)]
     scopes: Option<&'a RawValue>,
-    #[serde(borrow)]
     stats: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct RawRxTx<'a> {
-    #[serde(borrow)]
     tx: Option<&'a RawValue>,
-    #[serde(borrow)]
     rx: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct RawStatistics<'a> {
-    #[serde(borrow)]
     last: Option<&'a RawValue>,
-    #[serde(borrow)]
     size: Option<&'a RawValue>,
-    #[serde(borrow)]
     fps: Option<&'a RawValue>,
 }
 

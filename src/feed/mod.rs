@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use access::{access_url, redact, AccessError};
 pub use backoff::{Backoff, BACKOFF_MAX, BACKOFF_MIN};
@@ -154,7 +154,7 @@ impl Subscription {
             Ok(http) => http,
             Err(e) => {
                 let error = FeedError::Client(access::causes(&e));
-                warn!(feed, %error, "feed cannot start");
+                error!(feed, %error, "feed cannot start");
                 self.state.failed(Utc::now(), error.to_string());
                 return;
             }
@@ -197,11 +197,14 @@ impl Subscription {
         self.state.connected(Utc::now(), *first);
         *first = false;
         info!(feed, uri = %shown, "feed subscribed");
+        let since = Instant::now();
         let end = self.read(&mut ws, shutdown).await;
         self.state.disconnected();
+        let lasted = since.elapsed();
         match &end {
-            End::Failed { error, .. } => info!(feed, %error, "feed disconnected"),
-            End::Renew => info!(feed, "feed renewing its subscription"),
+            // The failure itself is logged once, with the retry, by `run`.
+            End::Failed { .. } => info!(feed, ?lasted, "feed disconnected"),
+            End::Renew => info!(feed, ?lasted, "feed renewing its subscription"),
             End::Shutdown => debug!(feed, "feed closing for shutdown"),
         }
         close(ws).await;

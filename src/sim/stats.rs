@@ -5,7 +5,7 @@
 //! with the shared secret, `aud` = its base URL, `topic`, `prefix`, `scopes`,
 //! `booking_id`, validity times), grants a single-use short-lived code, and
 //! sends every subscriber a snapshot of its current reports, in the peers'
-//! camelCase, once per period. A [`SimStats`] handle steers it: change the
+//! camelCase, once per period, each after a ping. A [`SimStats`] handle steers it: change the
 //! reports, fall silent, close every socket, refuse access, send garbage, and
 //! read back what it saw. It binds loopback only and is never part of `serve`.
 
@@ -83,6 +83,7 @@ struct PeerState {
     bad_tokens: u64,
     subscriptions: u64,
     open: usize,
+    pongs: u64,
     last_claims: Option<Map<String, Value>>,
 }
 
@@ -189,6 +190,11 @@ impl SimStats {
     /// Subscriptions open now.
     pub fn open_connections(&self) -> usize {
         self.shared.lock().open
+    }
+
+    /// Pongs received in answer to the ping that precedes every period's message.
+    pub fn pongs(&self) -> u64 {
+        self.shared.lock().pongs
     }
 
     /// Every claim of the last token that passed verification.
@@ -376,8 +382,16 @@ async fn serve(sim: &Shared, mut ws: WebSocketStream<TcpStream>, shutdown: Cance
                 break;
             }
             // Reading answers the client's pings and notices its close.
-            incoming = ws.next() => if !matches!(incoming, Some(Ok(_))) { break },
+            incoming = ws.next() => match incoming {
+                Some(Ok(Message::Pong(_))) => sim.lock().pongs += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+            // Like the real peers, ping even while silent: the socket is alive, the feed is not.
             _ = tick.tick() => {
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
                 let Some(message) = sim.next_message() else { continue };
                 if ws.send(message).await.is_err() {
                     break;

@@ -164,3 +164,13 @@ pub fn healthy_pend00(peers: &Peers) {
     ]);
     peers.jump.set_reports(vec![host("pend00")]);
 }
+
+/// The service watching a healthy `pend00` that the manifest manages; returns the rig and its first healthy view.
+pub async fn pend00_rig() -> (Rig, Value) {
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    let rig = peers.serve(&[]).await;
+    rig.manifest_pend00().await;
+    let view = rig.health_is("pend00", true).await;
+    (rig, view)
+}
