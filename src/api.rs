@@ -14,12 +14,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::feed::{FeedBoard, FeedStatuses};
 use crate::tracker::{HealthEvent, Snapshot, SystemAlert};
 
 /// What every handler reads from.
 #[derive(Clone)]
 pub struct AppState {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Read directly, not through the snapshot: the observer's own state.
+    pub feeds: FeedBoard,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -28,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/experiments", get(experiments))
         .route("/api/v1/experiments/events/{name}", get(events))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/feeds", get(feeds))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
@@ -82,6 +86,10 @@ async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Resu
 
 async fn alerts(State(state): State<AppState>) -> Json<Vec<SystemAlert>> {
     Json(state.snapshot.load().alerts.clone())
+}
+
+async fn feeds(State(state): State<AppState>) -> Json<FeedStatuses> {
+    Json(state.feeds.statuses())
 }
 
 async fn not_found() -> ApiError {

@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: `STATUS_*` environment → validated [`Config`].
 //! - [`report`]: wire types of relay/jump statistics.
+//! - [`feed`]: the relay and jump statistics subscriptions.
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
 //! - [`api`]: the REST API over the published snapshot; [`dashboard`]: the page at `/`.
@@ -18,6 +19,7 @@ pub mod api;
 pub mod book;
 pub mod config;
 pub mod dashboard;
+pub mod feed;
 pub mod logging;
 pub mod reconciler;
 pub mod report;
@@ -36,7 +38,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use config::Config;
+use feed::{FeedBoard, Subscription, Timing};
 use reconciler::{Reconciler, Sinks};
+use token::Feed;
 use tracker::{Input, Snapshot, Tracker};
 
 /// Inputs waiting for the reconciler; senders wait when it is this far behind.
@@ -89,12 +93,20 @@ impl Service {
         };
         let reconciler =
             Reconciler::new(tracker, input_rx, sinks, published.clone()).log_every(config.health_log_every);
-        // The reconciler stops when shutdown is cancelled, not when senders go away.
-        let _inputs = inputs;
+        // `inputs` lives to the end of `run`: the reconciler stops when shutdown is cancelled, not when senders go away.
 
         tasks.spawn(reconciler.run(shutdown.clone()));
+        let feeds = FeedBoard::default();
+        for (feed, peer) in [(Feed::Relay, &config.relay), (Feed::Jump, &config.jump)] {
+            let timing = Timing::new(feed, &config);
+            let subscription = Subscription::new(feed, peer.clone(), timing, inputs.clone(), feeds.state(feed));
+            tasks.spawn(subscription.run(shutdown.clone()));
+        }
 
-        let app = api::router(api::AppState { snapshot: published });
+        let app = api::router(api::AppState {
+            snapshot: published,
+            feeds,
+        });
         info!(addr = %listener.local_addr()?, "serving the REST API");
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

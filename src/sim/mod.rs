@@ -1,1 +1,4 @@
+//! Simulated peers speaking the real protocols on loopback, for `status demo` and the tests.
+
 pub mod book;
+pub mod stats;
