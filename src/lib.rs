@@ -5,7 +5,7 @@
 //! - [`report`]: wire types of relay/jump statistics.
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
-//! - [`api`]: the REST API over the published snapshot.
+//! - [`api`]: the REST API over the published snapshot; [`dashboard`]: the page at `/`.
 //! - [`logging`]: log output.
 //!
 //! [`run`] wires them; `main`, the demo and the tests all call it.
@@ -14,9 +14,11 @@
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod logging;
 pub mod reconciler;
 pub mod report;
+pub mod sim;
 pub mod token;
 pub mod tracker;
 
@@ -68,9 +70,15 @@ impl Service {
 
     /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-        let Service { config, published, inputs, input_rx } = self;
+        let Service {
+            config,
+            published,
+            inputs,
+            input_rx,
+        } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
-        let reconciler = Reconciler::new(tracker, input_rx, Sinks::default(), published.clone());
+        let reconciler =
+            Reconciler::new(tracker, input_rx, Sinks::default(), published.clone()).log_every(config.health_log_every);
         // The reconciler stops when shutdown is cancelled, not when senders go away.
         let _inputs = inputs;
 
