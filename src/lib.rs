@@ -5,7 +5,9 @@
 //! - [`report`]: wire types of relay/jump statistics.
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
-//! - [`api`]: the REST API over the published snapshot; [`dashboard`]: the page at `/`.
+//! - [`api`]: the REST API over the published snapshot.
+//! - [`mail`]: maintainer email digests.
+//! - [`sim`]: simulated peers for the demo and tests.
 //! - [`logging`]: log output.
 //!
 //! [`run`] wires them; `main`, the demo and the tests all call it.
@@ -14,8 +16,8 @@
 
 pub mod api;
 pub mod config;
-pub mod dashboard;
 pub mod logging;
+pub mod mail;
 pub mod reconciler;
 pub mod report;
 pub mod sim;
@@ -45,6 +47,7 @@ pub struct Service {
     published: Arc<ArcSwap<Snapshot>>,
     inputs: mpsc::Sender<Input>,
     input_rx: mpsc::Receiver<Input>,
+    mail_stats: Arc<mail::MailStats>,
 }
 
 impl Service {
@@ -55,6 +58,7 @@ impl Service {
             published: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             inputs,
             input_rx,
+            mail_stats: Arc::default(),
         }
     }
 
@@ -68,6 +72,11 @@ impl Service {
         self.published.clone()
     }
 
+    /// Counters of the mail worker (all zero while email is off).
+    pub fn mail_stats(&self) -> Arc<mail::MailStats> {
+        self.mail_stats.clone()
+    }
+
     /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         let Service {
@@ -75,14 +84,26 @@ impl Service {
             published,
             inputs,
             input_rx,
+            mail_stats,
         } = self;
+        let mut tasks = JoinSet::new();
+        let mail = mail::start(
+            &config.email,
+            published.clone(),
+            mail_stats,
+            &mut tasks,
+            shutdown.clone(),
+        )
+        .map_err(std::io::Error::other)?;
+        let sinks = Sinks {
+            mail,
+            ..Sinks::default()
+        };
         let tracker = Tracker::new(config.health.clone(), Utc::now());
-        let reconciler =
-            Reconciler::new(tracker, input_rx, Sinks::default(), published.clone()).log_every(config.health_log_every);
+        let reconciler = Reconciler::new(tracker, input_rx, sinks, published.clone());
         // The reconciler stops when shutdown is cancelled, not when senders go away.
         let _inputs = inputs;
 
-        let mut tasks = JoinSet::new();
         tasks.spawn(reconciler.run(shutdown.clone()));
 
         let app = api::router(api::AppState { snapshot: published });
