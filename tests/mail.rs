@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -220,11 +220,13 @@ fn read_mail(m: &Received, subject: &str, lines: &[&str]) -> String {
 
 #[tokio::test]
 async fn one_email_lists_every_failure_of_a_snapshot_and_another_the_recovery() {
-    let lab = Lab::start(SmtpSink::start().await.unwrap(), &[]).await;
+    let min_interval = Duration::from_secs(3);
+    let lab = Lab::start(SmtpSink::start().await.unwrap(), &[("STATUS_EMAIL_MIN_INTERVAL", "3s")]).await;
     lab.baseline(&["pend00", "pend01", "pend02"]).await;
 
     lab.streams_of(&["pend02"]).await;
     let mails = lab.mails(1).await;
+    let first_arrived = Instant::now();
     let failure = read_mail(
         &mails[0],
         "Lab status: 2 new health events",
@@ -239,9 +241,18 @@ async fn one_email_lists_every_failure_of_a_snapshot_and_another_the_recovery() 
     );
     assert!(!failure.contains("pend02"), "{failure}");
 
+    // Recoveries in two steps: both wait out the rate limit in one digest.
     lab.booked(&["pend00", "pend01"], false).await;
+    lab.streams_of(&["pend00", "pend02"]).await;
+    let stats = lab.stats.clone();
+    eventually("the first recovery waiting", || stats.events_pending() == 1).await;
     lab.streams_of(&["pend00", "pend01", "pend02"]).await;
     let mails = lab.mails(2).await;
+    let gap = first_arrived.elapsed();
+    assert!(
+        gap >= min_interval / 2,
+        "the next digest came after {gap:?}, before the minimum interval"
+    );
     assert_eq!(mails.len(), 2, "the failure was one email");
     let recovery = read_mail(
         &mails[1],
@@ -277,11 +288,16 @@ async fn a_jump_only_problem_is_mailed_and_the_experiment_stays_bookable() {
 
 #[tokio::test]
 async fn a_flapping_stream_is_one_email_with_its_changes_counted() {
-    let lab = Lab::start(SmtpSink::start().await.unwrap(), &[("STATUS_EMAIL_GROUP_WAIT", "1s")]).await;
+    let lab = Lab::start(SmtpSink::start().await.unwrap(), &[("STATUS_EMAIL_GROUP_WAIT", "2s")]).await;
     lab.baseline(&["pend00", "pend01"]).await;
 
+    // Each change reaches the mail worker before the next is made: only the
+    // window opened by the first keeps them in one digest.
+    let stats = lab.stats.clone();
     lab.streams_of(&["pend01"]).await;
+    eventually("the failure in the mail worker", || stats.events_pending() == 1).await;
     lab.streams_of(&["pend00", "pend01"]).await;
+    eventually("the recovery in the mail worker", || stats.events_pending() == 2).await;
     lab.streams_of(&["pend01"]).await;
     let mails = lab.mails(1).await;
     let body = read_mail(
@@ -370,7 +386,7 @@ async fn refused_attempts_delay_the_digest_which_arrives_complete() {
 
 #[tokio::test]
 async fn headers_are_as_configured_and_the_password_stays_out_of_the_logs() {
-    let (logs, _capturing) = capture_logs();
+    let logs = capture_logs();
     let sink = SmtpSink::with_login("status-bot", PASSWORD).await.unwrap();
     // One refusal, so a failure is logged too.
     sink.fail_next([Fault::RejectAfterData]);
@@ -406,7 +422,9 @@ async fn headers_are_as_configured_and_the_password_stays_out_of_the_logs() {
     assert!((chrono::Utc::now() - sent.to_utc()).num_seconds().abs() < 60, "{date}");
     let id = m.header("Message-ID").expect("a Message-ID header");
     assert!(id.starts_with('<') && id.ends_with('>') && id.contains('@'), "{id}");
-    lab.stop().await;
+    // Stopping right after the message arrived (the client may still be saying QUIT) sends no copy.
+    let sink = lab.stop().await;
+    assert_eq!(sink.messages().len(), 1);
 
     let logs = logs.text();
     assert!(
@@ -505,7 +523,7 @@ async fn without_email_configured_the_service_runs_and_reports_through_the_api()
     assert_eq!(sink.connections(), 0);
 }
 
-/// Everything logged while a capture is installed.
+/// Everything logged since the capture was installed.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
 
@@ -526,18 +544,22 @@ impl Write for Logs {
     }
 }
 
-/// Keeps every log line at debug level and above while the guard lives.
+/// Keeps every log line of this test binary, at debug level and above.
 ///
-/// The subscriber is this thread's default; the test runtime runs every
-/// task of the service on this one thread, so it sees all of them and
-/// nothing from tests running in parallel.
-fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+/// Global rather than per test: a thread-local subscriber misses events
+/// whose callsites other tests' threads registered first, and a missed
+/// line would make the password check prove nothing.
+fn capture_logs() -> Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+    .clone()
 }

@@ -32,7 +32,8 @@ use crate::tracker::{Effect, Snapshot};
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Longest wait between two attempts during a long outage.
 const RETRY_MAX: Duration = Duration::from_secs(120);
-/// On shutdown, one last attempt gets this long, so stopping stays prompt.
+/// On shutdown, a send in flight may take this much longer, and one last
+/// attempt at what is still pending as long again: stopping stays prompt.
 pub const FLUSH_WITHIN: Duration = Duration::from_secs(5);
 
 pub struct Worker {
@@ -51,7 +52,8 @@ pub struct Worker {
 enum Attempt {
     Sent,
     Failed,
-    Stopping,
+    /// Shutdown came during the attempt, which was then given time to end.
+    Stopped,
 }
 
 impl Worker {
@@ -114,7 +116,7 @@ impl Worker {
         loop {
             match self.attempt(shutdown).await {
                 Attempt::Sent => return true,
-                Attempt::Stopping => return false,
+                Attempt::Stopped => return false,
                 Attempt::Failed => {}
             }
             let delay = delays.next().unwrap_or(RETRY_MAX);
@@ -125,25 +127,28 @@ impl Worker {
         }
     }
 
-    /// One send of everything pending, abandoned if shutdown comes first.
+    /// One send of everything pending.
+    ///
+    /// Shutdown does not abandon a send in flight (the server may already
+    /// hold the message, and sending it again would duplicate it): it gets
+    /// [`FLUSH_WITHIN`] more to finish.
     async fn attempt(&mut self, shutdown: &CancellationToken) -> Attempt {
         self.drain();
         let (digest, now) = self.render();
-        let result = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => None,
-            r = self.mailer.send(&digest, now) => Some(r),
+        let (result, stopping) = {
+            let send = self.mailer.send(&digest, now);
+            tokio::pin!(send);
+            tokio::select! {
+                biased;
+                r = &mut send => (r, false),
+                () = shutdown.cancelled() => (bounded(send).await, true),
+            }
         };
-        match result {
-            None => Attempt::Stopping,
-            Some(Ok(())) => {
-                self.sent(&digest);
-                Attempt::Sent
-            }
-            Some(Err(e)) => {
-                self.failed(&e);
-                Attempt::Failed
-            }
+        let sent = self.settle(&digest, result);
+        match (stopping, sent) {
+            (true, _) => Attempt::Stopped,
+            (false, true) => Attempt::Sent,
+            (false, false) => Attempt::Failed,
         }
     }
 
@@ -153,20 +158,14 @@ impl Worker {
         self.drain();
         if self.batch.has_news() {
             let (digest, now) = self.render();
-            let result = tokio::time::timeout(FLUSH_WITHIN, self.mailer.send(&digest, now))
-                .await
-                .unwrap_or(Err(SendError::Timeout(FLUSH_WITHIN)));
-            match result {
-                Ok(()) => self.sent(&digest),
-                Err(e) => {
-                    self.failed(&e);
-                    let topics: Vec<&str> = self.batch.changes().map(|c| c.latest.topic.as_str()).collect();
-                    error!(
-                        events = self.batch.events(),
-                        experiments = ?topics,
-                        "digest not sent before shutdown; its events are in this log and the REST API"
-                    );
-                }
+            let result = bounded(self.mailer.send(&digest, now)).await;
+            if !self.settle(&digest, result) {
+                let topics: Vec<&str> = self.batch.changes().map(|c| c.latest.topic.as_str()).collect();
+                error!(
+                    events = self.batch.events(),
+                    experiments = ?topics,
+                    "digest not sent before shutdown; its events are in this log and the REST API"
+                );
             }
         }
         debug!("mail worker stopped");
@@ -220,14 +219,27 @@ impl Worker {
         (digest, now)
     }
 
-    fn sent(&mut self, digest: &Digest) {
-        info!(events = self.batch.events(), subject = %digest.subject, "digest sent");
-        self.batch = Batch::default();
-        self.stats.record_sent();
+    /// Records how a send ended; true when the digest went out (the batch then starts afresh).
+    fn settle(&mut self, digest: &Digest, result: Result<(), SendError>) -> bool {
+        match result {
+            Ok(()) => {
+                info!(events = self.batch.events(), subject = %digest.subject, "digest sent");
+                self.batch = Batch::default();
+                self.stats.record_sent();
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, events = self.batch.events(), "digest not sent");
+                self.stats.record_failure();
+                false
+            }
+        }
     }
+}
 
-    fn failed(&self, e: &SendError) {
-        warn!(error = %e, events = self.batch.events(), "digest not sent");
-        self.stats.record_failure();
-    }
+/// `send`, given at most [`FLUSH_WITHIN`]: shutdown must stay prompt.
+async fn bounded(send: impl Future<Output = Result<(), SendError>>) -> Result<(), SendError> {
+    tokio::time::timeout(FLUSH_WITHIN, send)
+        .await
+        .unwrap_or(Err(SendError::Timeout(FLUSH_WITHIN)))
 }
