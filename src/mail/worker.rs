@@ -79,7 +79,8 @@ impl Worker {
 
     /// Runs until `shutdown`, then tries once, briefly, to send what is pending.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        // One digest per `min_interval`; zero means no limit.
+        // One digest per `min_interval`, counted from its first attempt (retries
+        // take no quota: nothing was delivered); zero means no limit.
         let limiter: Option<DefaultDirectRateLimiter> =
             Quota::with_period(self.min_interval).map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)));
         loop {
