@@ -138,6 +138,16 @@ pub struct EmailConfig {
     pub group_wait: Duration,
     /// Minimum time between two digests.
     pub min_interval: Duration,
+    /// A send taking longer is abandoned and retried later.
+    pub timeout: Duration,
+}
+
+impl EmailConfig {
+    /// Whether the SMTP host is this machine, where a password may travel unencrypted.
+    pub fn host_is_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl fmt::Debug for EmailConfig {
@@ -156,6 +166,8 @@ impl fmt::Debug for EmailConfig {
 }
 
 /// Email is optional: when off, `missing` names the variables that would turn it on.
+// Built once at start and never moved in bulk, so the larger `On` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Email {
     On(EmailConfig),
@@ -217,6 +229,7 @@ const KNOWN: &[&str] = &[
     "EMAIL_PASSWORD",
     "EMAIL_PORT",
     "EMAIL_SUBJECT",
+    "EMAIL_TIMEOUT",
     "EMAIL_TLS",
     "EMAIL_TO",
     "EMAIL_USER",
@@ -481,6 +494,7 @@ impl Config {
                 put("EMAIL_TLS", format!("{:?}", e.tls).to_lowercase());
                 put("EMAIL_GROUP_WAIT", fmt_duration(e.group_wait));
                 put("EMAIL_MIN_INTERVAL", fmt_duration(e.min_interval));
+                put("EMAIL_TIMEOUT", fmt_duration(e.timeout));
             }
         }
         put("LOG_LEVEL", self.log.level.clone());
@@ -542,7 +556,23 @@ fn email(vars: &Vars) -> Result<Email, ConfigError> {
         "none" => Some(EmailTls::None),
         _ => None,
     })?;
-    Ok(Email::On(EmailConfig {
+    for (key, addresses) in [
+        ("EMAIL_FROM", vec![from.clone()]),
+        ("EMAIL_TO", vars.list("EMAIL_TO")),
+        ("EMAIL_CC", vars.list("EMAIL_CC")),
+    ] {
+        if let Some(bad) = addresses
+            .iter()
+            .find(|a| a.parse::<lettre::message::Mailbox>().is_err())
+        {
+            return Err(ConfigError::bad(
+                &Vars::name(key),
+                bad,
+                "mail addresses such as status@example.org or Lab Status <status@example.org>, comma-separated",
+            ));
+        }
+    }
+    let config = EmailConfig {
         host: vars.string("EMAIL_HOST", ""),
         port: vars.port("EMAIL_PORT", 587)?,
         user: vars.string("EMAIL_USER", &from),
@@ -556,7 +586,19 @@ fn email(vars: &Vars) -> Result<Email, ConfigError> {
         tls,
         group_wait: vars.duration("EMAIL_GROUP_WAIT", "10s")?,
         min_interval: vars.duration("EMAIL_MIN_INTERVAL", "1m")?,
-    }))
+        timeout: vars.period("EMAIL_TIMEOUT", "30s")?,
+    };
+    if config.auth != EmailAuth::None && config.tls == EmailTls::None && !config.host_is_loopback() {
+        return Err(ConfigError::bad(
+            "STATUS_EMAIL_TLS",
+            "none",
+            format!(
+                "auto, starttls or tls: a password must not cross the network in clear to {}",
+                config.host
+            ),
+        ));
+    }
+    Ok(Email::On(config))
 }
 
 /// `500ms`, `10s`, `15m`, `1h30m`, `1d`, `1h 30m`: humantime's grammar.
@@ -761,6 +803,54 @@ mod tests {
         assert_eq!(e.auth, EmailAuth::Plain);
         assert_eq!(e.tls, EmailTls::Auto);
         assert!(!format!("{e:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn email_timeout_defaults_and_is_described() {
+        let c = with(&[
+            ("STATUS_EMAIL_HOST", "smtp.example.org"),
+            ("STATUS_EMAIL_FROM", "status@example.org"),
+            ("STATUS_EMAIL_TO", "a@example.org"),
+        ])
+        .unwrap();
+        let Email::On(e) = &c.email else {
+            panic!("email is configured")
+        };
+        assert_eq!(e.timeout, Duration::from_secs(30));
+        assert!(c.describe().contains(&("STATUS_EMAIL_TIMEOUT".into(), "30s".into())));
+    }
+
+    #[test]
+    fn a_bad_mail_address_names_its_variable() {
+        let e = with(&[
+            ("STATUS_EMAIL_HOST", "smtp.example.org"),
+            ("STATUS_EMAIL_FROM", "Lab Status <status@example.org>"),
+            ("STATUS_EMAIL_TO", "a@example.org"),
+            ("STATUS_EMAIL_CC", "c@example.org, not an address"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var(), "STATUS_EMAIL_CC");
+        assert!(e.to_string().contains("not an address"), "{e}");
+    }
+
+    #[test]
+    fn a_password_in_clear_goes_only_to_loopback() {
+        let vars = |host: &'static str| {
+            [
+                ("STATUS_EMAIL_HOST", host),
+                ("STATUS_EMAIL_FROM", "status@example.org"),
+                ("STATUS_EMAIL_TO", "a@example.org"),
+                ("STATUS_EMAIL_AUTH_TYPE", "plain"),
+                ("STATUS_EMAIL_PASSWORD", "hunter2"),
+                ("STATUS_EMAIL_TLS", "none"),
+            ]
+        };
+        let e = with(&vars("smtp.example.org")).unwrap_err();
+        assert_eq!(e.var(), "STATUS_EMAIL_TLS");
+        assert!(!e.to_string().contains("hunter2"));
+        for host in ["127.0.0.1", "localhost", "::1", "[::1]"] {
+            assert!(with(&vars(host)).is_ok(), "{host}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
 //! - [`api`]: the REST API over the published snapshot; [`dashboard`]: the page at `/`.
 //! - [`book`]: booking manifest rounds and the availability worker.
+//! - [`mail`]: maintainer email digests.
 //! - [`sim`]: simulated peers for the demo and the tests.
 //! - [`logging`]: log output.
 //!
@@ -21,6 +22,7 @@ pub mod config;
 pub mod dashboard;
 pub mod feed;
 pub mod logging;
+pub mod mail;
 pub mod reconciler;
 pub mod report;
 pub mod sim;
@@ -52,6 +54,7 @@ pub struct Service {
     published: Arc<ArcSwap<Snapshot>>,
     inputs: mpsc::Sender<Input>,
     input_rx: mpsc::Receiver<Input>,
+    mail_stats: Arc<mail::MailStats>,
 }
 
 impl Service {
@@ -62,6 +65,7 @@ impl Service {
             published: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             inputs,
             input_rx,
+            mail_stats: Arc::default(),
         }
     }
 
@@ -75,6 +79,11 @@ impl Service {
         self.published.clone()
     }
 
+    /// Counters of the mail worker (all zero while email is off).
+    pub fn mail_stats(&self) -> Arc<mail::MailStats> {
+        self.mail_stats.clone()
+    }
+
     /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         let Service {
@@ -82,14 +91,23 @@ impl Service {
             published,
             inputs,
             input_rx,
+            mail_stats,
         } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
         let mut tasks = JoinSet::new();
         let availability =
             book::start(&config, inputs.clone(), shutdown.clone(), &mut tasks).map_err(std::io::Error::other)?;
+        let mail = mail::start(
+            &config.email,
+            published.clone(),
+            mail_stats,
+            &mut tasks,
+            shutdown.clone(),
+        )
+        .map_err(std::io::Error::other)?;
         let sinks = Sinks {
             availability: Some(availability),
-            ..Sinks::default()
+            mail,
         };
         let reconciler =
             Reconciler::new(tracker, input_rx, sinks, published.clone()).log_every(config.health_log_every);

@@ -1,4 +1,5 @@
 //! Simulated peers speaking the real protocols on loopback, for `status demo` and the tests.
 
 pub mod book;
+pub mod smtp;
 pub mod stats;

@@ -1,0 +1,565 @@
+//! Email digests end to end: the real service, fed relay/jump/manifest
+//! snapshots through its input seam, mailing a real SMTP listener on loopback.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use status::mail::MailStats;
+use status::report::{Last, Report, RxTx, Statistics};
+use status::sim::smtp::{Fault, Received, SmtpSink};
+use status::tracker::{Input, Observed, Resource, Snapshot};
+use status::{Config, Service};
+
+/// Every wait in these tests gives up after this long (a loaded 2-core machine is slow).
+const WAIT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(25);
+const PASSWORD: &str = "pa55-never-in-logs";
+
+/// The service under test and its seams.
+struct Lab {
+    sink: SmtpSink,
+    inputs: mpsc::Sender<Input>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    stats: Arc<MailStats>,
+    api: SocketAddr,
+    shutdown: CancellationToken,
+    running: JoinHandle<std::io::Result<()>>,
+}
+
+fn config(sink: Option<SocketAddr>, extra: &[(&str, &str)]) -> Config {
+    let mut vars: Vec<(String, String)> = [
+        ("STATUS_HOST_BOOK", "127.0.0.1:9"),
+        ("STATUS_HOST_JUMP", "127.0.0.1:9"),
+        ("STATUS_HOST_RELAY", "127.0.0.1:9"),
+        ("STATUS_SCHEME_BOOK", "http"),
+        ("STATUS_SCHEME_JUMP", "http"),
+        ("STATUS_SCHEME_RELAY", "http"),
+        ("STATUS_SECRET_BOOK", "book-secret"),
+        ("STATUS_SECRET_JUMP", "jump-secret"),
+        ("STATUS_SECRET_RELAY", "relay-secret"),
+        ("STATUS_HEALTH_STARTUP", "0s"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if let Some(addr) = sink {
+        for (k, v) in [
+            ("STATUS_EMAIL_HOST", addr.ip().to_string()),
+            ("STATUS_EMAIL_PORT", addr.port().to_string()),
+            ("STATUS_EMAIL_FROM", "Lab Status <status@example.org>".into()),
+            ("STATUS_EMAIL_TO", "maintainers@example.org".into()),
+            ("STATUS_EMAIL_SUBJECT", "Lab status:".into()),
+            ("STATUS_EMAIL_LINK", "https://status.example.org/".into()),
+            ("STATUS_EMAIL_GROUP_WAIT", "300ms".into()),
+            ("STATUS_EMAIL_MIN_INTERVAL", "1s".into()),
+            ("STATUS_EMAIL_TIMEOUT", "2s".into()),
+        ] {
+            vars.push((k.into(), v));
+        }
+    }
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::from_vars(vars).expect("test configuration is valid")
+}
+
+impl Lab {
+    async fn start(sink: SmtpSink, extra: &[(&str, &str)]) -> Lab {
+        let config = config(Some(sink.addr()), extra);
+        Self::run(sink, config).await
+    }
+
+    async fn run(sink: SmtpSink, config: Config) -> Lab {
+        let service = Service::new(config);
+        let (inputs, snapshot, stats) = (service.inputs(), service.snapshot(), service.mail_stats());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(service.run(listener, shutdown.clone()));
+        Lab {
+            sink,
+            inputs,
+            snapshot,
+            stats,
+            api,
+            shutdown,
+            running,
+        }
+    }
+
+    async fn send(&self, input: Input) {
+        self.inputs.send(input).await.expect("the reconciler is running");
+    }
+
+    /// Healthy experiments, fed in an order whose first evaluation is already
+    /// healthy (jump, then streams, then the manifest), so nothing is news.
+    async fn baseline(&self, topics: &[&str]) {
+        self.send(Input::Jump(topics.iter().map(|t| host(t)).collect())).await;
+        self.send(Input::Relay(topics.iter().map(|t| stream(t)).collect()))
+            .await;
+        self.send(Input::Manifest(topics.iter().map(|t| resource(t)).collect()))
+            .await;
+        self.send(Input::Availability(
+            topics
+                .iter()
+                .map(|t| Observed {
+                    resource: format!("r-{t}"),
+                    available: true,
+                })
+                .collect(),
+        ))
+        .await;
+        let snapshot = self.snapshot.clone();
+        eventually("a healthy, bookable baseline", || {
+            let s = snapshot.load();
+            topics.iter().all(|t| {
+                s.experiment(t)
+                    .is_some_and(|e| e.healthy && e.available == Some(true) && e.health_events == 1)
+            })
+        })
+        .await;
+    }
+
+    /// The relay now carries streams of these experiments only.
+    async fn streams_of(&self, topics: &[&str]) {
+        self.send(Input::Relay(topics.iter().map(|t| stream(t)).collect()))
+            .await;
+    }
+
+    /// What the booking worker would report after carrying out a change.
+    async fn booked(&self, topics: &[&str], available: bool) {
+        for t in topics {
+            self.send(Input::AvailabilityOutcome {
+                resource: format!("r-{t}"),
+                result: Ok(available),
+            })
+            .await;
+        }
+    }
+
+    async fn mails(&self, n: usize) -> Vec<Received> {
+        eventually(&format!("{n} email(s)"), || self.sink.messages().len() >= n).await;
+        self.sink.messages()
+    }
+
+    async fn stop(self) -> SmtpSink {
+        self.shutdown.cancel();
+        let stopped = tokio::time::timeout(WAIT, self.running).await;
+        stopped
+            .expect("the service stops promptly")
+            .expect("no panic")
+            .expect("clean exit");
+        self.sink
+    }
+}
+
+/// Polls `cond` until it holds, failing the test after [`WAIT`].
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn stream(topic: &str) -> Report {
+    Report {
+        topic: format!("{topic}-st-data"),
+        scopes: vec!["read".into(), "write".into(), "expt".into()],
+        stats: RxTx {
+            tx: Statistics {
+                last: Last(Some(Duration::from_millis(200))),
+                size: 5.0,
+                fps: 20.0,
+            },
+            ..RxTx::default()
+        },
+        ..Report::default()
+    }
+}
+
+fn host(topic: &str) -> Report {
+    Report {
+        topic: topic.into(),
+        scopes: vec!["host".into()],
+        ..Report::default()
+    }
+}
+
+fn resource(topic: &str) -> Resource {
+    Resource {
+        name: format!("r-{topic}"),
+        topic: topic.into(),
+        required: vec![format!("{topic}-st-data")],
+    }
+}
+
+/// The body with wrapped lines joined, one item per line.
+fn text(m: &Received) -> String {
+    m.body().replace("\n  ", " ")
+}
+
+/// Checks the subject and that each of `lines` is in the body; returns the body.
+fn read_mail(m: &Received, subject: &str, lines: &[&str]) -> String {
+    let body = text(m);
+    assert_eq!(m.header("Subject").as_deref(), Some(subject), "{body}");
+    for line in lines {
+        assert!(body.contains(line), "{line:?} missing from\n{body}");
+    }
+    body
+}
+
+#[tokio::test]
+async fn one_email_lists_every_failure_of_a_snapshot_and_another_the_recovery() {
+    let min_interval = Duration::from_secs(3);
+    let lab = Lab::start(SmtpSink::start().await.unwrap(), &[("STATUS_EMAIL_MIN_INTERVAL", "3s")]).await;
+    lab.baseline(&["pend00", "pend01", "pend02"]).await;
+
+    lab.streams_of(&["pend02"]).await;
+    let mails = lab.mails(1).await;
+    let first_arrived = Instant::now();
+    let failure = read_mail(
+        &mails[0],
+        "Lab status: 2 new health events",
+        &[
+            "New problems (2)\n",
+            "- pend00 (r-pend00) bookable: no; missing required pend00-st-data\n",
+            "- pend01 (r-pend01) bookable: no; missing required pend01-st-data\n",
+            "All current problems (2)\npend00 (r-pend00): missing required pend00-st-data\n\
+             pend01 (r-pend01): missing required pend01-st-data\n",
+            "Live status: https://status.example.org/\n",
+        ],
+    );
+    assert!(!failure.contains("pend02"), "{failure}");
+
+    // Recoveries in two steps: both wait out the rate limit in one digest.
+    lab.booked(&["pend00", "pend01"], false).await;
+    lab.streams_of(&["pend00", "pend02"]).await;
+    let stats = lab.stats.clone();
+    eventually("the first recovery waiting", || stats.events_pending() == 1).await;
+    lab.streams_of(&["pend00", "pend01", "pend02"]).await;
+    let mails = lab.mails(2).await;
+    let gap = first_arrived.elapsed();
+    assert!(
+        gap >= min_interval / 2,
+        "the next digest came after {gap:?}, before the minimum interval"
+    );
+    assert_eq!(mails.len(), 2, "the failure was one email");
+    let recovery = read_mail(
+        &mails[1],
+        "Lab status: 2 new health events",
+        &[
+            "Recovered (2)\n",
+            "- pend00 (r-pend00) bookable: yes; ok\n",
+            "- pend01 (r-pend01) bookable: yes; ok\n",
+            "All current problems: none\n",
+        ],
+    );
+    assert!(!recovery.contains("New problems ("), "{recovery}");
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn a_jump_only_problem_is_mailed_and_the_experiment_stays_bookable() {
+    let lab = Lab::start(SmtpSink::start().await.unwrap(), &[]).await;
+    lab.baseline(&["pend00", "pend01"]).await;
+
+    lab.send(Input::Jump(vec![host("pend01")])).await;
+    let mails = lab.mails(1).await;
+    read_mail(
+        &mails[0],
+        "Lab status: 1 new health event",
+        &[
+            "- pend00 (r-pend00) bookable: yes; missing jump\n",
+            "All current problems (1)\npend00 (r-pend00): missing jump\n",
+        ],
+    );
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn a_flapping_stream_is_one_email_with_its_changes_counted() {
+    let lab = Lab::start(SmtpSink::start().await.unwrap(), &[("STATUS_EMAIL_GROUP_WAIT", "2s")]).await;
+    lab.baseline(&["pend00", "pend01"]).await;
+
+    // Each change reaches the mail worker before the next is made: only the
+    // window opened by the first keeps them in one digest.
+    let stats = lab.stats.clone();
+    lab.streams_of(&["pend01"]).await;
+    eventually("the failure in the mail worker", || stats.events_pending() == 1).await;
+    lab.streams_of(&["pend00", "pend01"]).await;
+    eventually("the recovery in the mail worker", || stats.events_pending() == 2).await;
+    lab.streams_of(&["pend01"]).await;
+    let mails = lab.mails(1).await;
+    let body = read_mail(
+        &mails[0],
+        "Lab status: 3 new health events",
+        &["- pend00 (r-pend00) bookable: no; flapping: 3 changes; missing required pend00-st-data\n"],
+    );
+    assert_eq!(
+        body.matches("- pend00").count(),
+        1,
+        "once among the new events:\n{body}"
+    );
+    assert!(!body.contains("Recovered"), "{body}");
+
+    // A later change makes the next email; the flapping did not make more than one.
+    lab.send(Input::Jump(vec![host("pend00")])).await;
+    let mails = lab.mails(2).await;
+    assert_eq!(mails.len(), 2);
+    read_mail(
+        &mails[1],
+        "Lab status: 1 new health event",
+        &["New problems (1)\n- pend01 (r-pend01) bookable: yes; missing jump\n"],
+    );
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn system_alerts_ride_at_the_top_of_the_digest() {
+    let lab = Lab::start(
+        SmtpSink::start().await.unwrap(),
+        &[("STATUS_HEALTH_LAST_CHECKED", "2s")],
+    )
+    .await;
+    lab.baseline(&["pend00"]).await;
+
+    // Both feeds fall silent: the observer is blind, which the digest says first.
+    let mails = lab.mails(1).await;
+    let body = read_mail(
+        &mails[0],
+        "Lab status: 1 new health event",
+        &[
+            "- pend00 (r-pend00) bookable: yes; jump feed silent, relay feed silent\n",
+            "All current problems (1)\npend00 (r-pend00): jump feed silent, relay feed silent\n",
+        ],
+    );
+    let system = body.find("System alerts\n! relay feed silent").expect(&body);
+    let jump = body.find("! jump feed silent").expect(&body);
+    assert!(
+        system < jump && jump < body.find("New problems").expect(&body),
+        "{body}"
+    );
+    assert_eq!(body.matches("still active)").count(), 2, "{body}");
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn refused_attempts_delay_the_digest_which_arrives_complete() {
+    let sink = SmtpSink::start().await.unwrap();
+    sink.fail_next([Fault::Unavailable, Fault::RejectAfterData]);
+    let lab = Lab::start(sink, &[]).await;
+    lab.baseline(&["pend00", "pend01", "pend02"]).await;
+
+    lab.streams_of(&["pend02"]).await;
+    let stats = lab.stats.clone();
+    eventually("a refused attempt", || stats.send_failures() >= 1).await;
+    // News during the outage joins the waiting digest instead of queueing another.
+    lab.send(Input::Jump(vec![host("pend00"), host("pend01")])).await;
+
+    let mails = lab.mails(1).await;
+    read_mail(
+        &mails[0],
+        "Lab status: 3 new health events",
+        &[
+            "- pend00 (r-pend00) bookable: no; missing required pend00-st-data\n",
+            "- pend01 (r-pend01) bookable: no; missing required pend01-st-data\n",
+            "- pend02 (r-pend02) bookable: yes; missing jump\n",
+        ],
+    );
+    assert_eq!(lab.stats.send_failures(), 2);
+    assert_eq!(lab.stats.digests_sent(), 1);
+    assert_eq!(lab.stats.events_pending(), 0);
+    assert_eq!(lab.sink.connections(), 3);
+    let sink = lab.stop().await;
+    assert_eq!(sink.messages().len(), 1, "one digest, not one per attempt");
+}
+
+#[tokio::test]
+async fn headers_are_as_configured_and_the_password_stays_out_of_the_logs() {
+    let logs = capture_logs();
+    let sink = SmtpSink::with_login("status-bot", PASSWORD).await.unwrap();
+    // One refusal, so a failure is logged too.
+    sink.fail_next([Fault::RejectAfterData]);
+    let lab = Lab::start(
+        sink,
+        &[
+            ("STATUS_EMAIL_TO", "a@example.org, b@example.org"),
+            ("STATUS_EMAIL_CC", "c@example.org"),
+            ("STATUS_EMAIL_AUTH_TYPE", "plain"),
+            ("STATUS_EMAIL_USER", "status-bot"),
+            ("STATUS_EMAIL_PASSWORD", PASSWORD),
+        ],
+    )
+    .await;
+    lab.baseline(&["pend00"]).await;
+    lab.streams_of(&[]).await;
+
+    let mails = lab.mails(1).await;
+    let m = &mails[0];
+    assert_eq!(m.user.as_deref(), Some("status-bot"), "AUTH PLAIN went through");
+    assert_eq!(m.mail_from, "status@example.org");
+    assert_eq!(m.rcpt_to, ["a@example.org", "b@example.org", "c@example.org"]);
+    assert_eq!(m.header("From").as_deref(), Some("\"Lab Status\" <status@example.org>"));
+    assert_eq!(m.header("To").as_deref(), Some("a@example.org, b@example.org"));
+    assert_eq!(m.header("Cc").as_deref(), Some("c@example.org"));
+    read_mail(
+        m,
+        "Lab status: 1 new health event",
+        &["- pend00 (r-pend00) bookable: no;"],
+    );
+    let date = m.header("Date").expect("a Date header");
+    let sent = chrono::DateTime::parse_from_rfc2822(&date).expect("an RFC 2822 date");
+    assert!((chrono::Utc::now() - sent.to_utc()).num_seconds().abs() < 60, "{date}");
+    let id = m.header("Message-ID").expect("a Message-ID header");
+    assert!(id.starts_with('<') && id.ends_with('>') && id.contains('@'), "{id}");
+    // Stopping right after the message arrived (the client may still be saying QUIT) sends no copy.
+    let sink = lab.stop().await;
+    assert_eq!(sink.messages().len(), 1);
+
+    let logs = logs.text();
+    assert!(
+        logs.contains("digest not sent") && logs.contains("451"),
+        "the refusal is logged:\n{logs}"
+    );
+    assert!(
+        logs.contains("sim: local error in processing"),
+        "with the server's answer:\n{logs}"
+    );
+    assert!(logs.contains("digest sent"), "{logs}");
+    let plain = BASE64.encode(format!("\0status-bot\0{PASSWORD}"));
+    assert!(
+        !logs.contains(PASSWORD) && !logs.contains(&plain),
+        "the password leaked:\n{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_smtp_server_delays_nothing_else_and_the_digest_still_arrives() {
+    let sink = SmtpSink::start().await.unwrap();
+    sink.fail_next([Fault::Hang]);
+    let lab = Lab::start(sink, &[("STATUS_EMAIL_TIMEOUT", "3s")]).await;
+    lab.baseline(&["pend00", "pend01"]).await;
+
+    lab.streams_of(&["pend01"]).await;
+    eventually("the mail worker stuck on the silent server", || {
+        lab.sink.connections() == 1
+    })
+    .await;
+    // Meanwhile the reconciler and the REST API go on.
+    lab.send(Input::Jump(vec![host("pend00")])).await;
+    let snapshot = lab.snapshot.clone();
+    eventually("the reconciler to take a new snapshot", || {
+        snapshot.load().experiment("pend01").is_some_and(|e| !e.jump_ok)
+    })
+    .await;
+    assert_eq!(lab.stats.digests_sent(), 0, "the mail worker is still waiting");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        reqwest::get(format!("http://{}/healthz", lab.api)),
+    )
+    .await
+    .expect("the REST API answers while SMTP hangs")
+    .unwrap();
+    assert!(answer.status().is_success());
+
+    let mails = lab.mails(1).await;
+    read_mail(
+        &mails[0],
+        "Lab status: 2 new health events",
+        &[
+            "- pend00 (r-pend00) bookable: no; missing required",
+            "- pend01 (r-pend01) bookable: yes; missing jump",
+        ],
+    );
+    assert!(lab.stats.send_failures() >= 1, "the timeout counted as a failure");
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_flushes_a_digest_still_in_its_window() {
+    let lab = Lab::start(SmtpSink::start().await.unwrap(), &[("STATUS_EMAIL_GROUP_WAIT", "1h")]).await;
+    lab.baseline(&["pend00"]).await;
+    lab.streams_of(&[]).await;
+    let stats = lab.stats.clone();
+    eventually("the event waiting in the window", || stats.events_pending() == 1).await;
+    assert!(lab.sink.messages().is_empty());
+
+    let sink = lab.stop().await;
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 1, "flushed before the service stopped");
+    assert!(text(&mails[0]).contains("- pend00 (r-pend00) bookable: no;"));
+}
+
+#[tokio::test]
+async fn without_email_configured_the_service_runs_and_reports_through_the_api() {
+    let sink = SmtpSink::start().await.unwrap();
+    let lab = Lab::run(sink, config(None, &[])).await;
+    lab.baseline(&["pend00"]).await;
+    lab.streams_of(&[]).await;
+    let snapshot = lab.snapshot.clone();
+    eventually("the failure in the snapshot", || {
+        snapshot.load().experiment("pend00").is_some_and(|e| !e.healthy)
+    })
+    .await;
+    let body = reqwest::get(format!("http://{}/api/v1/experiments", lab.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("missing required pend00-st-data"), "{body}");
+    assert_eq!(lab.stats.events_pending(), 0, "no mail worker collects events");
+    let sink = lab.stop().await;
+    assert_eq!(sink.connections(), 0);
+}
+
+/// Everything logged since the capture was installed.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Keeps every log line of this test binary, at debug level and above.
+///
+/// Global rather than per test: a thread-local subscriber misses events
+/// whose callsites other tests' threads registered first, and a missed
+/// line would make the password check prove nothing.
+fn capture_logs() -> Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+    .clone()
+}
