@@ -1,15 +1,12 @@
 //! What the feeds log about failures, and that it never holds a credential.
 //!
-//! Alone in its test binary: capturing logs with a thread-local subscriber is
-//! reliable only when no other test registers the same call sites at once.
+//! Alone in its test binary, so every captured line is this test's own.
 
 mod feed_rig;
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use feed_rig::*;
+use support::logs::Logs;
 
 #[tokio::test]
 async fn a_closed_socket_is_followed_by_a_fresh_access_request_and_nothing_secret_is_logged() {
@@ -57,46 +54,5 @@ async fn a_closed_socket_is_followed_by_a_fresh_access_request_and_nothing_secre
     assert!(text.contains("code=redacted"));
     for (i, _) in text.match_indices("code=") {
         assert!(text[i..].starts_with("code=redacted"), "a code was logged: {text}");
-    }
-}
-
-/// Captures this test's log lines (its runtime is single-threaded, so every task logs here).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn capture() -> LogGuard {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(logs.clone())
-            .finish();
-        LogGuard(logs, tracing::subscriber::set_default(subscriber))
-    }
-}
-
-struct LogGuard(Logs, #[allow(dead_code)] tracing::subscriber::DefaultGuard);
-
-impl LogGuard {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0 .0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
     }
 }

@@ -1,58 +1,33 @@
 //! Email digests end to end: the real service, fed relay/jump/manifest
 //! snapshots through its input seam, mailing a real SMTP listener on loopback.
 
-use std::io::Write;
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use tokio::time::Instant;
+
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use status::mail::MailStats;
 use status::report::{Last, Report, RxTx, Statistics};
 use status::sim::smtp::{Fault, Received, SmtpSink};
-use status::tracker::{Input, Observed, Resource, Snapshot};
-use status::{Config, Service};
+use status::tracker::{Input, Observed, Resource};
+use support::logs::Logs;
+use support::{env_with, eventually, Running};
 
-/// Every wait in these tests gives up after this long (a loaded 2-core machine is slow).
-const WAIT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(25);
 const PASSWORD: &str = "pa55-never-in-logs";
 
-/// The service under test and its seams.
+/// The service under test and the SMTP listener it mails.
 struct Lab {
     sink: SmtpSink,
-    inputs: mpsc::Sender<Input>,
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    stats: Arc<MailStats>,
-    api: SocketAddr,
-    shutdown: CancellationToken,
-    running: JoinHandle<std::io::Result<()>>,
+    run: Running,
 }
 
-fn config(sink: Option<SocketAddr>, extra: &[(&str, &str)]) -> Config {
-    let mut vars: Vec<(String, String)> = [
-        ("STATUS_HOST_BOOK", "127.0.0.1:9"),
-        ("STATUS_HOST_JUMP", "127.0.0.1:9"),
-        ("STATUS_HOST_RELAY", "127.0.0.1:9"),
-        ("STATUS_SCHEME_BOOK", "http"),
-        ("STATUS_SCHEME_JUMP", "http"),
-        ("STATUS_SCHEME_RELAY", "http"),
-        ("STATUS_SECRET_BOOK", "book-secret"),
-        ("STATUS_SECRET_JUMP", "jump-secret"),
-        ("STATUS_SECRET_RELAY", "relay-secret"),
-        ("STATUS_HEALTH_STARTUP", "0s"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+/// Settings for a service mailing `sink` (email off without one).
+fn settings(sink: Option<SocketAddr>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = vec![("STATUS_HEALTH_STARTUP".into(), "0s".into())];
     if let Some(addr) = sink {
         for (k, v) in [
             ("STATUS_EMAIL_HOST", addr.ip().to_string()),
@@ -69,35 +44,23 @@ fn config(sink: Option<SocketAddr>, extra: &[(&str, &str)]) -> Config {
         }
     }
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    Config::from_vars(vars).expect("test configuration is valid")
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env_with(&borrowed)
 }
 
 impl Lab {
     async fn start(sink: SmtpSink, extra: &[(&str, &str)]) -> Lab {
-        let config = config(Some(sink.addr()), extra);
-        Self::run(sink, config).await
+        let env = settings(Some(sink.addr()), extra);
+        Self::run(sink, env).await
     }
 
-    async fn run(sink: SmtpSink, config: Config) -> Lab {
-        let service = Service::new(config);
-        let (inputs, snapshot, stats) = (service.inputs(), service.snapshot(), service.mail_stats());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let running = tokio::spawn(service.run(listener, shutdown.clone()));
-        Lab {
-            sink,
-            inputs,
-            snapshot,
-            stats,
-            api,
-            shutdown,
-            running,
-        }
+    async fn run(sink: SmtpSink, env: Vec<(String, String)>) -> Lab {
+        let run = Running::start(env).await;
+        Lab { sink, run }
     }
 
     async fn send(&self, input: Input) {
-        self.inputs.send(input).await.expect("the reconciler is running");
+        self.run.send(input).await;
     }
 
     /// Healthy experiments, fed in an order whose first evaluation is already
@@ -118,15 +81,14 @@ impl Lab {
                 .collect(),
         ))
         .await;
-        let snapshot = self.snapshot.clone();
-        eventually("a healthy, bookable baseline", || {
+        let snapshot = self.run.snapshot.clone();
+        eventually!("a healthy, bookable baseline", {
             let s = snapshot.load();
             topics.iter().all(|t| {
                 s.experiment(t)
                     .is_some_and(|e| e.healthy && e.available == Some(true) && e.health_events == 1)
             })
-        })
-        .await;
+        });
     }
 
     /// The relay now carries streams of these experiments only.
@@ -147,27 +109,13 @@ impl Lab {
     }
 
     async fn mails(&self, n: usize) -> Vec<Received> {
-        eventually(&format!("{n} email(s)"), || self.sink.messages().len() >= n).await;
+        eventually!(format!("{n} email(s)"), self.sink.messages().len() >= n);
         self.sink.messages()
     }
 
     async fn stop(self) -> SmtpSink {
-        self.shutdown.cancel();
-        let stopped = tokio::time::timeout(WAIT, self.running).await;
-        stopped
-            .expect("the service stops promptly")
-            .expect("no panic")
-            .expect("clean exit");
+        self.run.stop().await;
         self.sink
-    }
-}
-
-/// Polls `cond` until it holds, failing the test after [`WAIT`].
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -244,8 +192,8 @@ async fn one_email_lists_every_failure_of_a_snapshot_and_another_the_recovery() 
     // Recoveries in two steps: both wait out the rate limit in one digest.
     lab.booked(&["pend00", "pend01"], false).await;
     lab.streams_of(&["pend00", "pend02"]).await;
-    let stats = lab.stats.clone();
-    eventually("the first recovery waiting", || stats.events_pending() == 1).await;
+    let stats = lab.run.mail_stats.clone();
+    eventually!("the first recovery waiting", stats.events_pending() == 1);
     lab.streams_of(&["pend00", "pend01", "pend02"]).await;
     let mails = lab.mails(2).await;
     let gap = first_arrived.elapsed();
@@ -293,11 +241,11 @@ async fn a_flapping_stream_is_one_email_with_its_changes_counted() {
 
     // Each change reaches the mail worker before the next is made: only the
     // window opened by the first keeps them in one digest.
-    let stats = lab.stats.clone();
+    let stats = lab.run.mail_stats.clone();
     lab.streams_of(&["pend01"]).await;
-    eventually("the failure in the mail worker", || stats.events_pending() == 1).await;
+    eventually!("the failure in the mail worker", stats.events_pending() == 1);
     lab.streams_of(&["pend00", "pend01"]).await;
-    eventually("the recovery in the mail worker", || stats.events_pending() == 2).await;
+    eventually!("the recovery in the mail worker", stats.events_pending() == 2);
     lab.streams_of(&["pend01"]).await;
     let mails = lab.mails(1).await;
     let body = read_mail(
@@ -361,8 +309,8 @@ async fn refused_attempts_delay_the_digest_which_arrives_complete() {
     lab.baseline(&["pend00", "pend01", "pend02"]).await;
 
     lab.streams_of(&["pend02"]).await;
-    let stats = lab.stats.clone();
-    eventually("a refused attempt", || stats.send_failures() >= 1).await;
+    let stats = lab.run.mail_stats.clone();
+    eventually!("a refused attempt", stats.send_failures() >= 1);
     // News during the outage joins the waiting digest instead of queueing another.
     lab.send(Input::Jump(vec![host("pend00"), host("pend01")])).await;
 
@@ -376,9 +324,9 @@ async fn refused_attempts_delay_the_digest_which_arrives_complete() {
             "- pend02 (r-pend02) bookable: yes; missing jump\n",
         ],
     );
-    assert_eq!(lab.stats.send_failures(), 2);
-    assert_eq!(lab.stats.digests_sent(), 1);
-    assert_eq!(lab.stats.events_pending(), 0);
+    assert_eq!(lab.run.mail_stats.send_failures(), 2);
+    assert_eq!(lab.run.mail_stats.digests_sent(), 1);
+    assert_eq!(lab.run.mail_stats.events_pending(), 0);
     assert_eq!(lab.sink.connections(), 3);
     let sink = lab.stop().await;
     assert_eq!(sink.messages().len(), 1, "one digest, not one per attempt");
@@ -386,7 +334,7 @@ async fn refused_attempts_delay_the_digest_which_arrives_complete() {
 
 #[tokio::test]
 async fn headers_are_as_configured_and_the_password_stays_out_of_the_logs() {
-    let logs = capture_logs();
+    let logs = Logs::capture();
     let sink = SmtpSink::with_login("status-bot", PASSWORD).await.unwrap();
     // One refusal, so a failure is logged too.
     sink.fail_next([Fault::RejectAfterData]);
@@ -451,21 +399,19 @@ async fn a_hanging_smtp_server_delays_nothing_else_and_the_digest_still_arrives(
     lab.baseline(&["pend00", "pend01"]).await;
 
     lab.streams_of(&["pend01"]).await;
-    eventually("the mail worker stuck on the silent server", || {
+    eventually!("the mail worker stuck on the silent server", {
         lab.sink.connections() == 1
-    })
-    .await;
+    });
     // Meanwhile the reconciler and the REST API go on.
     lab.send(Input::Jump(vec![host("pend00")])).await;
-    let snapshot = lab.snapshot.clone();
-    eventually("the reconciler to take a new snapshot", || {
+    let snapshot = lab.run.snapshot.clone();
+    eventually!("the reconciler to take a new snapshot", {
         snapshot.load().experiment("pend01").is_some_and(|e| !e.jump_ok)
-    })
-    .await;
-    assert_eq!(lab.stats.digests_sent(), 0, "the mail worker is still waiting");
+    });
+    assert_eq!(lab.run.mail_stats.digests_sent(), 0, "the mail worker is still waiting");
     let answer = tokio::time::timeout(
         Duration::from_secs(2),
-        reqwest::get(format!("http://{}/healthz", lab.api)),
+        reqwest::get(format!("http://{}/healthz", lab.run.addr)),
     )
     .await
     .expect("the REST API answers while SMTP hangs")
@@ -481,7 +427,10 @@ async fn a_hanging_smtp_server_delays_nothing_else_and_the_digest_still_arrives(
             "- pend01 (r-pend01) bookable: yes; missing jump",
         ],
     );
-    assert!(lab.stats.send_failures() >= 1, "the timeout counted as a failure");
+    assert!(
+        lab.run.mail_stats.send_failures() >= 1,
+        "the timeout counted as a failure"
+    );
     lab.stop().await;
 }
 
@@ -490,8 +439,8 @@ async fn shutdown_flushes_a_digest_still_in_its_window() {
     let lab = Lab::start(SmtpSink::start().await.unwrap(), &[("STATUS_EMAIL_GROUP_WAIT", "1h")]).await;
     lab.baseline(&["pend00"]).await;
     lab.streams_of(&[]).await;
-    let stats = lab.stats.clone();
-    eventually("the event waiting in the window", || stats.events_pending() == 1).await;
+    let stats = lab.run.mail_stats.clone();
+    eventually!("the event waiting in the window", stats.events_pending() == 1);
     assert!(lab.sink.messages().is_empty());
 
     let sink = lab.stop().await;
@@ -503,63 +452,21 @@ async fn shutdown_flushes_a_digest_still_in_its_window() {
 #[tokio::test]
 async fn without_email_configured_the_service_runs_and_reports_through_the_api() {
     let sink = SmtpSink::start().await.unwrap();
-    let lab = Lab::run(sink, config(None, &[])).await;
+    let lab = Lab::run(sink, settings(None, &[])).await;
     lab.baseline(&["pend00"]).await;
     lab.streams_of(&[]).await;
-    let snapshot = lab.snapshot.clone();
-    eventually("the failure in the snapshot", || {
+    let snapshot = lab.run.snapshot.clone();
+    eventually!("the failure in the snapshot", {
         snapshot.load().experiment("pend00").is_some_and(|e| !e.healthy)
-    })
-    .await;
-    let body = reqwest::get(format!("http://{}/api/v1/experiments", lab.api))
+    });
+    let body = reqwest::get(format!("http://{}/api/v1/experiments", lab.run.addr))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
     assert!(body.contains("missing required pend00-st-data"), "{body}");
-    assert_eq!(lab.stats.events_pending(), 0, "no mail worker collects events");
+    assert_eq!(lab.run.mail_stats.events_pending(), 0, "no mail worker collects events");
     let sink = lab.stop().await;
     assert_eq!(sink.connections(), 0);
-}
-
-/// Everything logged since the capture was installed.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Keeps every log line of this test binary, at debug level and above.
-///
-/// Global rather than per test: a thread-local subscriber misses events
-/// whose callsites other tests' threads registered first, and a missed
-/// line would make the password check prove nothing.
-fn capture_logs() -> Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    })
-    .clone()
 }

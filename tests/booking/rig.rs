@@ -2,46 +2,16 @@
 //! relay/jump snapshots directly, observed over its REST API and the
 //! simulator's request record.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use status::report::Report;
 use status::sim::book::{Recorded, SimBook};
 use status::tracker::Input;
-use status::{Config, Service};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tracing::subscriber::DefaultGuard;
-use tracing_subscriber::fmt::MakeWriter;
+
+use crate::support::{eventually, Running};
 
 pub const SECRET: &str = "book-secret-for-tests";
-
-/// How long a condition may take on a loaded two-core machine.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-pub const POLL: Duration = Duration::from_millis(25);
-
-/// Waits, polling, until `$cond` (which may `.await`) holds; fails the test after [`PATIENCE`].
-macro_rules! eventually {
-    ($what:expr, $cond:expr) => {{
-        let deadline = std::time::Instant::now() + $crate::rig::PATIENCE;
-        loop {
-            if $cond {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting until {}",
-                $what
-            );
-            tokio::time::sleep($crate::rig::POLL).await;
-        }
-    }};
-}
-pub(crate) use eventually;
 
 /// `r-<stub>` → `{topic_stub: <stub>, streams: ["st-data"]}` for each stub.
 pub fn manifest(stubs: &[&str]) -> Map<String, Value> {
@@ -88,11 +58,7 @@ pub fn jump(stubs: &[&str]) -> Input {
 
 pub struct Rig {
     pub sim: SimBook,
-    pub inputs: mpsc::Sender<Input>,
-    api: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    served: JoinHandle<std::io::Result<()>>,
+    run: Running,
 }
 
 impl Rig {
@@ -106,65 +72,30 @@ impl Rig {
 
     pub async fn start_with(sim: SimBook, extra: &[(&str, &str)], first: Vec<Input>) -> Rig {
         let host = sim.host();
-        // Later entries win, so `extra` overrides these defaults.
-        let vars: Vec<(String, String)> = [
+        // Later entries win, so `extra` overrides these defaults. The relay and
+        // jump point at a dead port: their snapshots are fed through `inputs` instead.
+        let settings: Vec<(&str, &str)> = [
             ("STATUS_HOST_BOOK", host.as_str()),
-            ("STATUS_SCHEME_BOOK", "http"),
             ("STATUS_BASEPATH_BOOK", sim.basepath()),
             ("STATUS_SECRET_BOOK", SECRET),
-            // Nothing listens there: the relay and jump are fed through `inputs` instead.
-            ("STATUS_HOST_RELAY", "127.0.0.1:9"),
-            ("STATUS_SCHEME_RELAY", "http"),
-            ("STATUS_SECRET_RELAY", "relay-secret"),
-            ("STATUS_HOST_JUMP", "127.0.0.1:9"),
-            ("STATUS_SCHEME_JUMP", "http"),
-            ("STATUS_SECRET_JUMP", "jump-secret"),
             ("STATUS_HEALTH_STARTUP", "0s"),
             ("STATUS_HEALTH_LAST_CHECKED", "1h"),
             ("STATUS_QUERY_BOOK_EVERY", "1s"),
             ("STATUS_TIMEOUT_BOOK", "2s"),
         ]
-        .iter()
-        .chain(extra)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into_iter()
+        .chain(extra.iter().copied())
         .collect();
-        let config = Config::from_vars(vars).expect("test configuration is valid");
-        let service = Service::new(config);
-        let inputs = service.inputs();
-        for input in first {
-            inputs
-                .send(input)
-                .await
-                .expect("the queue is open before the service runs");
-        }
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("REST API binds");
-        let api = format!("http://{}", listener.local_addr().expect("bound"));
-        let shutdown = CancellationToken::new();
-        let served = tokio::spawn(service.run(listener, shutdown.clone()));
-        Rig {
-            sim,
-            inputs,
-            api,
-            http: reqwest::Client::new(),
-            shutdown,
-            served,
-        }
+        let run = Running::start_with(crate::support::env_with(&settings), first).await;
+        Rig { sim, run }
     }
 
     pub async fn send(&self, input: Input) {
-        self.inputs.send(input).await.expect("the service is running");
+        self.run.send(input).await;
     }
 
     async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.api))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .expect("the REST API answers")
-            .json()
-            .await
-            .expect("the REST API answers JSON")
+        self.run.get_json(path).await.1
     }
 
     /// `GET /api/v1/experiments`, and how long it took.
@@ -249,69 +180,6 @@ impl Rig {
 
     /// Shuts the service down and checks it stops cleanly and promptly.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        let stopped = tokio::time::timeout(PATIENCE, self.served)
-            .await
-            .expect("the service stops after shutdown")
-            .expect("the service task did not panic");
-        stopped.expect("the service stopped without an error");
-    }
-}
-
-/// Log lines of this crate written on the current thread while the guard lives.
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    /// Captures `status=debug` logs; use on a current-thread runtime so every task logs here.
-    pub fn capture() -> (Logs, DefaultGuard) {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("status=debug")
-            .with_ansi(false)
-            .with_writer(logs.clone())
-            .finish();
-        (logs.clone(), tracing::subscriber::set_default(subscriber))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-
-    pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
-        self.text()
-            .lines()
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .map(String::from)
-            .collect()
-    }
-
-    /// No secret and nothing that looks like a JWT (`eyJ…` is `{"…` in base64url).
-    pub fn assert_no_secrets(&self) {
-        let text = self.text();
-        assert!(!text.contains(SECRET), "a secret reached the log");
-        assert!(!text.contains("eyJ"), "a token reached the log");
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        self.run.stop().await;
     }
 }

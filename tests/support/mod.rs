@@ -1,20 +1,46 @@
-//! Shared test harness: the real service on an ephemeral loopback port, and
-//! condition waits with deadlines (never fixed sleeps).
-#![allow(dead_code)] // each test binary uses its own subset
+//! Shared test harness: the real service on an ephemeral loopback port,
+//! condition waits with deadlines (never fixed sleeps), and log capture.
+#![allow(dead_code, unused_macros, unused_imports)] // each test binary uses its own subset
+
+pub mod logs;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use status::tracker::Input;
+use status::mail::MailStats;
+use status::tracker::{Input, Snapshot};
 use status::{Config, Service};
 
 /// Generous: tests must pass on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(20);
+/// How often a waiting test looks again.
+pub const POLL: Duration = Duration::from_millis(25);
+
+/// Waits, polling, until `$cond` (which may `.await`) holds; fails the test after [`DEADLINE`].
+macro_rules! eventually {
+    ($what:expr, $cond:expr) => {{
+        let deadline = std::time::Instant::now() + $crate::support::DEADLINE;
+        loop {
+            if $cond {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting until {}",
+                $what
+            );
+            tokio::time::sleep($crate::support::POLL).await;
+        }
+    }};
+}
+pub(crate) use eventually;
 
 /// A loopback port nothing listens on (bound, then released).
 pub fn dead_port() -> u16 {
@@ -41,6 +67,7 @@ pub fn base_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// [`base_env`] with `extra` added or overriding.
 pub fn env_with(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = base_env();
     for (k, v) in extra {
@@ -50,10 +77,12 @@ pub fn env_with(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
-/// The service running in this process on `127.0.0.1:0`.
+/// The service running in this process on `127.0.0.1:0`, and its seams.
 pub struct Running {
     pub addr: SocketAddr,
     pub inputs: mpsc::Sender<Input>,
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub mail_stats: Arc<MailStats>,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<std::io::Result<()>>,
     pub http: reqwest::Client,
@@ -61,25 +90,33 @@ pub struct Running {
 
 impl Running {
     pub async fn start(env: Vec<(String, String)>) -> Self {
+        Self::start_with(env, Vec::new()).await
+    }
+
+    /// Starts the service with `first` already queued: they reach the tracker before anything else.
+    pub async fn start_with(env: Vec<(String, String)>, first: Vec<Input>) -> Self {
         let config = Config::from_vars(env).expect("test configuration is valid");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("bound socket has an address");
         let service = Service::new(config);
         let inputs = service.inputs();
+        for input in first {
+            let queued = inputs.send(input).await;
+            queued.expect("the queue is open before the service runs");
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+        let listener = listener.expect("bind loopback");
+        let addr = listener.local_addr().expect("bound socket has an address");
+        let (snapshot, mail_stats) = (service.snapshot(), service.mail_stats());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(service.run(listener, shutdown.clone()));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("http client");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build();
         Self {
             addr,
             inputs,
+            snapshot,
+            mail_stats,
             shutdown,
             task,
-            http,
+            http: http.expect("http client"),
         }
     }
 
@@ -101,10 +138,10 @@ impl Running {
     pub async fn stop(self) {
         self.shutdown.cancel();
         let done = tokio::time::timeout(DEADLINE, self.task).await;
-        let result = done
-            .expect("service stops promptly")
-            .expect("service task did not panic");
-        result.expect("service exits without error");
+        let result = done.expect("service stops promptly");
+        result
+            .expect("service task did not panic")
+            .expect("service exits without error");
     }
 }
 
@@ -120,6 +157,6 @@ where
             return v;
         }
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
