@@ -3,6 +3,8 @@
 //! It selects over inputs and a clock tick, applies them with the current
 //! time, hands effects to workers over channels and publishes a fresh
 //! snapshot. It never awaits network IO: a hung peer cannot stall it.
+//! When systemd runs a watchdog, this loop pings it, so a stuck loop is
+//! noticed and the process restarted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +12,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use chrono::Utc;
 use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::systemd::Watchdog;
 use crate::tracker::{AvailabilityChange, Effect, Input, Snapshot, Tracker};
 
 /// How often time is fed to the tracker so deadlines (grace, silence, retries) fire.
@@ -33,6 +36,7 @@ pub struct Reconciler {
     sinks: Sinks,
     published: Arc<ArcSwap<Snapshot>>,
     log_every: Duration,
+    watchdog: Option<Watchdog>,
 }
 
 impl Reconciler {
@@ -48,7 +52,14 @@ impl Reconciler {
             sinks,
             published,
             log_every: Duration::from_secs(3600),
+            watchdog: None,
         }
+    }
+
+    /// Pings systemd's watchdog from this loop (`None`: no watchdog).
+    pub fn watchdog(mut self, watchdog: Option<Watchdog>) -> Self {
+        self.watchdog = watchdog;
+        self
     }
 
     /// Period of the fleet summary line (`STATUS_HEALTH_LOG_EVERY`).
@@ -63,11 +74,23 @@ impl Reconciler {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + self.log_every, self.log_every);
         summary.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ping = self.watchdog.as_ref().map(|w| {
+            let mut ping = tokio::time::interval(w.every());
+            ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ping
+        });
         self.publish();
         loop {
             let input = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                // Before inputs, so a busy but healthy loop still pings.
+                () = next_ping(&mut ping) => {
+                    if let Some(watchdog) = &self.watchdog {
+                        watchdog.ping();
+                    }
+                    continue;
+                }
                 input = self.inputs.recv() => match input {
                     Some(input) => input,
                     None => break,
@@ -145,5 +168,15 @@ impl Reconciler {
         if let Some(tx) = &self.sinks.mail {
             let _ = tx.send(effect);
         }
+    }
+}
+
+/// The next watchdog tick; never, without a watchdog.
+async fn next_ping(ping: &mut Option<Interval>) {
+    match ping {
+        Some(ping) => {
+            ping.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
