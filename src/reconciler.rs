@@ -75,7 +75,7 @@ impl Reconciler {
         let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + self.log_every, self.log_every);
         summary.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut ping = self.watchdog.as_ref().map(|w| {
-            let mut ping = tokio::time::interval(w.every());
+            let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + w.every(), w.every());
             ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
             ping
         });

@@ -2,6 +2,8 @@
 //! condition waits with deadlines (never fixed sleeps).
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod binary;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
