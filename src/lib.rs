@@ -13,7 +13,7 @@
 //! - [`sim`]: simulated peers for the demo and the tests.
 //! - [`logging`]: log output; [`systemd`]: readiness and watchdog notifications.
 //!
-//! [`run`] wires them; `main`, the demo and the tests all call it.
+//! [`Service`] wires them (`main` and the tests run it); [`run`] is the same without its seams.
 
 #![forbid(unsafe_code)]
 
@@ -133,13 +133,14 @@ impl Service {
             availability: Some(availability),
             mail,
         };
+        let feeds = FeedBoard::default();
         let reconciler = Reconciler::new(tracker, input_rx, sinks, published.clone())
             .log_every(config.health_log_every)
+            .summarise_feeds(feeds.clone())
             .watchdog(notifier.watchdog());
         // `inputs` lives to the end of `run`: the reconciler stops when shutdown is cancelled, not when senders go away.
 
         tasks.spawn(reconciler.run(shutdown.clone()));
-        let feeds = FeedBoard::default();
         for (feed, peer) in [(Feed::Relay, &config.relay), (Feed::Jump, &config.jump)] {
             let timing = Timing::new(feed, &config);
             let subscription = Subscription::new(feed, peer.clone(), timing, inputs.clone(), feeds.state(feed));

@@ -16,6 +16,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::feed::{FeedBoard, FeedStatus};
 use crate::systemd::Watchdog;
 use crate::tracker::{AvailabilityChange, Effect, Input, Snapshot, Tracker};
 
@@ -36,6 +37,8 @@ pub struct Reconciler {
     sinks: Sinks,
     published: Arc<ArcSwap<Snapshot>>,
     log_every: Duration,
+    /// Only read, for the fleet summary.
+    feeds: Option<FeedBoard>,
     watchdog: Option<Watchdog>,
 }
 
@@ -52,8 +55,15 @@ impl Reconciler {
             sinks,
             published,
             log_every: Duration::from_secs(3600),
+            feeds: None,
             watchdog: None,
         }
+    }
+
+    /// Adds the feeds' state to the fleet summary.
+    pub fn summarise_feeds(mut self, feeds: FeedBoard) -> Self {
+        self.feeds = Some(feeds);
+        self
     }
 
     /// Pings systemd's watchdog from this loop (`None`: no watchdog).
@@ -124,11 +134,17 @@ impl Reconciler {
         let managed = all.iter().filter(|e| e.resource_name.is_some()).count();
         let bookable = all.iter().filter(|e| e.available == Some(true)).count();
         let alerts: Vec<&str> = snapshot.alerts.iter().map(|a| a.message.as_str()).collect();
+        let (relay, jump) = match &self.feeds {
+            Some(board) => (feed_summary(&board.relay.status()), feed_summary(&board.jump.status())),
+            None => (String::new(), String::new()),
+        };
         info!(
             experiments = all.len(),
             healthy,
             managed,
             bookable,
+            relay,
+            jump,
             ?alerts,
             "fleet summary"
         );
@@ -169,6 +185,15 @@ impl Reconciler {
             let _ = tx.send(effect);
         }
     }
+}
+
+/// One feed in a few words: `connected, 120 frames (2 rejected), 3 reconnections`.
+fn feed_summary(s: &FeedStatus) -> String {
+    let link = if s.connected { "connected" } else { "disconnected" };
+    format!(
+        "{link}, {} frames ({} rejected), {} reconnections",
+        s.frames_received, s.frames_rejected, s.reconnections
+    )
 }
 
 /// The next watchdog tick; never, without a watchdog.

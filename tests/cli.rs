@@ -91,7 +91,7 @@ fn serve_answers_logs_a_summary_and_exits_0_on_sigterm() {
     let (code, body) = served.get("/api/v1/experiments").expect("experiments answer");
     assert_eq!((code, body.trim()), (200, "[]"));
     support::binary::wait_until("a fleet summary in the log", || {
-        (served.logged("fleet summary") > 0).then_some(())
+        (served.logged(&["fleet summary"]) > 0).then_some(())
     });
 
     served.sigterm();

@@ -57,7 +57,11 @@ fn the_binary_at_trace_level_with_every_peer_active_logs_no_secret() {
         let mails = lab.smtp.messages();
         mails.iter().any(|m| m.user.as_deref() == Some(SMTP_USER)).then_some(())
     });
-    wait_until("a fleet summary", || (served.logged("fleet summary") > 0).then_some(()));
+    wait_until("a fleet summary with both feeds connected", || {
+        let summary = r#""message":"fleet summary""#;
+        let both = [summary, r#""relay":"connected, "#, r#""jump":"connected, "#];
+        (served.logged(&both) > 0).then_some(())
+    });
 
     served.sigterm();
     let (exit, out) = served.wait_exit();

@@ -110,14 +110,10 @@ impl Served {
         })
     }
 
-    /// How many stdout lines so far contain `needle`.
-    pub fn logged(&self, needle: &str) -> usize {
-        self.stdout
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
+    /// How many stdout lines so far contain every one of `needles`.
+    pub fn logged(&self, needles: &[&str]) -> usize {
+        let lines = self.stdout.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().filter(|l| needles.iter().all(|n| l.contains(n))).count()
     }
 
     pub fn pid(&self) -> u32 {
