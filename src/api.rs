@@ -2,19 +2,25 @@
 //!
 //! Handlers only read an `Arc` of the latest snapshot: they never wait for
 //! the reconciler and it never waits for them. Errors reach clients as a
-//! generic `{"code", "message"}` body; details stay in the log.
+//! generic `{"code", "message"}` body; details stay in the log. Every
+//! request is counted in the metrics under its route template.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
+use tracing::error;
 
 use crate::feed::{FeedBoard, FeedStatuses};
+use crate::metrics::{self, Metrics};
+use crate::readiness::{self, Readiness};
 use crate::tracker::{HealthEvent, Snapshot, SystemAlert};
 
 /// What every handler reads from.
@@ -23,17 +29,28 @@ pub struct AppState {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Read directly, not through the snapshot: the observer's own state.
     pub feeds: FeedBoard,
+    /// Counts requests; tells readiness whether a manifest has loaded.
+    pub metrics: Metrics,
+    /// Everything `GET /metrics` exposes.
+    pub registry: Arc<Registry>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/experiments", get(experiments))
         .route("/api/v1/experiments/events/{name}", get(events))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/feeds", get(feeds))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
+        // After every route and the fallback, so each request is seen with its matched route.
+        .layer(middleware::from_fn_with_state(
+            state.metrics.http.clone(),
+            metrics::http::track,
+        ))
         .with_state(state)
 }
 
@@ -54,6 +71,15 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// Something went wrong on our side; the detail is in the log, not the body.
+    pub fn internal() -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error; the service log has the detail".into(),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -69,6 +95,27 @@ struct Alive {
 
 async fn healthz() -> Json<Alive> {
     Json(Alive { status: "ok" })
+}
+
+/// `200` once both feeds delivered a frame and a manifest loaded; `503` saying what is missing until then.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let readiness = readiness::check(&state.feeds.statuses(), state.metrics.book.has_manifest());
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match metrics::encode(&state.registry) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            error!("cannot encode the metrics: {e}");
+            ApiError::internal().into_response()
+        }
+    }
 }
 
 async fn experiments(State(state): State<AppState>) -> Response {

@@ -7,12 +7,13 @@
 //! - [`tracker`]: the pure health state machine (every rule of PROTOCOL.md §4).
 //! - [`reconciler`]: the one task owning the tracker; routes effects to workers.
 //! - [`api`]: the REST API over the published snapshot; [`dashboard`]: the page at `/`.
+//! - [`metrics`]: Prometheus metrics at `/metrics`; [`readiness`]: `/readyz`.
 //! - [`book`]: booking manifest rounds and the availability worker.
 //! - [`mail`]: maintainer email digests.
 //! - [`sim`]: simulated peers for the demo and the tests.
-//! - [`logging`]: log output.
+//! - [`logging`]: log output; [`systemd`]: readiness and watchdog notifications.
 //!
-//! [`run`] wires them; `main`, the demo and the tests all call it.
+//! [`Service`] wires them (`main` and the tests run it); [`run`] is the same without its seams.
 
 #![forbid(unsafe_code)]
 
@@ -23,9 +24,12 @@ pub mod dashboard;
 pub mod feed;
 pub mod logging;
 pub mod mail;
+pub mod metrics;
+pub mod readiness;
 pub mod reconciler;
 pub mod report;
 pub mod sim;
+pub mod systemd;
 pub mod token;
 pub mod tracker;
 
@@ -41,7 +45,9 @@ use tracing::info;
 
 pub use config::Config;
 use feed::{FeedBoard, Subscription, Timing};
+use metrics::Metrics;
 use reconciler::{Reconciler, Sinks};
+use systemd::Notifier;
 use token::Feed;
 use tracker::{Input, Snapshot, Tracker};
 
@@ -55,6 +61,8 @@ pub struct Service {
     inputs: mpsc::Sender<Input>,
     input_rx: mpsc::Receiver<Input>,
     mail_stats: Arc<mail::MailStats>,
+    metrics: Metrics,
+    notifier: Notifier,
 }
 
 impl Service {
@@ -66,7 +74,15 @@ impl Service {
             inputs,
             input_rx,
             mail_stats: Arc::default(),
+            metrics: Metrics::default(),
+            notifier: Notifier::default(),
         }
+    }
+
+    /// Tells systemd about readiness, shutdown and liveness through `notifier` (off by default).
+    pub fn notify(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Where feeds and the booking poller send what they learn (tests may too).
@@ -92,15 +108,23 @@ impl Service {
             inputs,
             input_rx,
             mail_stats,
+            metrics,
+            notifier,
         } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
         let mut tasks = JoinSet::new();
-        let availability =
-            book::start(&config, inputs.clone(), shutdown.clone(), &mut tasks).map_err(std::io::Error::other)?;
+        let availability = book::start(
+            &config,
+            inputs.clone(),
+            metrics.book.clone(),
+            shutdown.clone(),
+            &mut tasks,
+        )
+        .map_err(std::io::Error::other)?;
         let mail = mail::start(
             &config.email,
             published.clone(),
-            mail_stats,
+            mail_stats.clone(),
             &mut tasks,
             shutdown.clone(),
         )
@@ -109,26 +133,44 @@ impl Service {
             availability: Some(availability),
             mail,
         };
-        let reconciler =
-            Reconciler::new(tracker, input_rx, sinks, published.clone()).log_every(config.health_log_every);
+        let feeds = FeedBoard::default();
+        let reconciler = Reconciler::new(tracker, input_rx, sinks, published.clone())
+            .log_every(config.health_log_every)
+            .summarise_feeds(feeds.clone())
+            .watchdog(notifier.watchdog());
         // `inputs` lives to the end of `run`: the reconciler stops when shutdown is cancelled, not when senders go away.
 
         tasks.spawn(reconciler.run(shutdown.clone()));
-        let feeds = FeedBoard::default();
         for (feed, peer) in [(Feed::Relay, &config.relay), (Feed::Jump, &config.jump)] {
             let timing = Timing::new(feed, &config);
             let subscription = Subscription::new(feed, peer.clone(), timing, inputs.clone(), feeds.state(feed));
             tasks.spawn(subscription.run(shutdown.clone()));
         }
 
+        let registry = metrics.registry(metrics::Sources {
+            feeds: feeds.clone(),
+            snapshot: published.clone(),
+            mail: mail_stats,
+        });
         let app = api::router(api::AppState {
             snapshot: published,
             feeds,
+            metrics,
+            registry: Arc::new(registry),
         });
-        info!(addr = %listener.local_addr()?, "serving the REST API");
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        let addr = listener.local_addr()?;
+        info!(%addr, "serving the REST API");
+        // Ready means listening with every task running, not that the peers answered:
+        // `/readyz` tells that part, and a down relay must not hold up `systemctl start`.
+        notifier.ready(&format!("serving on {addr}"));
+        let stopping = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                notifier.stopping();
+            }
+        };
+        let served = axum::serve(listener, app).with_graceful_shutdown(stopping).await;
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
         info!("stopped");

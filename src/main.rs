@@ -8,6 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use status::config::{Config, Email};
+use status::systemd::Notifier;
+use status::Service;
 
 /// Keeps a remote laboratory's booking system in step with the health of its experiments.
 ///
@@ -104,7 +106,8 @@ fn serve() -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signal(shutdown.clone()));
-        match status::run(config, listener, shutdown).await {
+        let service = Service::new(config).notify(Notifier::from_env());
+        match service.run(listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("stopped with an error: {e}");

@@ -3,6 +3,8 @@
 //! It selects over inputs and a clock tick, applies them with the current
 //! time, hands effects to workers over channels and publishes a fresh
 //! snapshot. It never awaits network IO: a hung peer cannot stall it.
+//! When systemd runs a watchdog, this loop pings it, so a stuck loop is
+//! noticed and the process restarted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +12,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use chrono::Utc;
 use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::feed::{FeedBoard, FeedStatus};
+use crate::systemd::Watchdog;
 use crate::tracker::{AvailabilityChange, Effect, Input, Snapshot, Tracker};
 
 /// How often time is fed to the tracker so deadlines (grace, silence, retries) fire.
@@ -33,6 +37,9 @@ pub struct Reconciler {
     sinks: Sinks,
     published: Arc<ArcSwap<Snapshot>>,
     log_every: Duration,
+    /// Only read, for the fleet summary.
+    feeds: Option<FeedBoard>,
+    watchdog: Option<Watchdog>,
 }
 
 impl Reconciler {
@@ -48,7 +55,21 @@ impl Reconciler {
             sinks,
             published,
             log_every: Duration::from_secs(3600),
+            feeds: None,
+            watchdog: None,
         }
+    }
+
+    /// Adds the feeds' state to the fleet summary.
+    pub fn summarise_feeds(mut self, feeds: FeedBoard) -> Self {
+        self.feeds = Some(feeds);
+        self
+    }
+
+    /// Pings systemd's watchdog from this loop (`None`: no watchdog).
+    pub fn watchdog(mut self, watchdog: Option<Watchdog>) -> Self {
+        self.watchdog = watchdog;
+        self
     }
 
     /// Period of the fleet summary line (`STATUS_HEALTH_LOG_EVERY`).
@@ -63,11 +84,23 @@ impl Reconciler {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + self.log_every, self.log_every);
         summary.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ping = self.watchdog.as_ref().map(|w| {
+            let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + w.every(), w.every());
+            ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ping
+        });
         self.publish();
         loop {
             let input = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                // Before inputs, so a busy but healthy loop still pings.
+                () = next_ping(&mut ping) => {
+                    if let Some(watchdog) = &self.watchdog {
+                        watchdog.ping();
+                    }
+                    continue;
+                }
                 input = self.inputs.recv() => match input {
                     Some(input) => input,
                     None => break,
@@ -101,11 +134,17 @@ impl Reconciler {
         let managed = all.iter().filter(|e| e.resource_name.is_some()).count();
         let bookable = all.iter().filter(|e| e.available == Some(true)).count();
         let alerts: Vec<&str> = snapshot.alerts.iter().map(|a| a.message.as_str()).collect();
+        let (relay, jump) = match &self.feeds {
+            Some(board) => (feed_summary(&board.relay.status()), feed_summary(&board.jump.status())),
+            None => (String::new(), String::new()),
+        };
         info!(
             experiments = all.len(),
             healthy,
             managed,
             bookable,
+            relay,
+            jump,
             ?alerts,
             "fleet summary"
         );
@@ -145,5 +184,24 @@ impl Reconciler {
         if let Some(tx) = &self.sinks.mail {
             let _ = tx.send(effect);
         }
+    }
+}
+
+/// One feed in a few words: `connected, 120 frames (2 rejected), 3 reconnections`.
+fn feed_summary(s: &FeedStatus) -> String {
+    let link = if s.connected { "connected" } else { "disconnected" };
+    format!(
+        "{link}, {} frames ({} rejected), {} reconnections",
+        s.frames_received, s.frames_rejected, s.reconnections
+    )
+}
+
+/// The next watchdog tick; never, without a watchdog.
+async fn next_ping(ping: &mut Option<Interval>) {
+    match ping {
+        Some(ping) => {
+            ping.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

@@ -3,18 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-use support::{base_env, dead_port, DEADLINE};
-
-fn status(env: &[(String, String)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_status"));
-    cmd.args(args).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-    cmd
-}
+use support::base_env;
+use support::binary::{status, Served};
 
 fn run(env: &[(String, String)], args: &[&str]) -> Output {
     status(env, args).output().expect("the binary runs")
@@ -87,97 +79,24 @@ fn an_unopenable_log_file_refuses_to_start() {
     assert!(text(&out.stderr).contains("STATUS_LOG_FILE"));
 }
 
-/// Kills the child if a test fails half-way.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split("\r\n\r\n").nth(1)?.to_string();
-    Some((code, body))
-}
-
-type Lines = Arc<Mutex<Vec<String>>>;
-
-/// Collects the child's output lines as they come; the thread ends when the child closes the stream.
-fn collect(stream: impl std::io::Read + Send + 'static) -> (Lines, std::thread::JoinHandle<()>) {
-    let lines = Lines::default();
-    let sink = lines.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            sink.lock().expect("not poisoned").push(line);
-        }
-    });
-    (lines, reader)
-}
-
 #[test]
 fn serve_answers_logs_a_summary_and_exits_0_on_sigterm() {
-    let port = dead_port();
     let env = with(&[
-        ("STATUS_PORT_SERVE", &port.to_string()),
         ("STATUS_LOG_LEVEL", "trace"),
         ("STATUS_LOG_FORMAT", "text"),
         ("STATUS_HEALTH_LOG_EVERY", "200ms"),
     ]);
-    let mut child = status(&env, &["serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let (stdout, out_reader) = collect(child.stdout.take().expect("piped"));
-    let (stderr, err_reader) = collect(child.stderr.take().expect("piped"));
-    let mut child = Reaper(child);
-
-    let deadline = Instant::now() + DEADLINE;
-    let health = loop {
-        if let Some(r) = get(port, "/healthz") {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "serve never answered /healthz");
-        assert!(child.0.try_wait().expect("wait").is_none(), "serve exited early");
-        std::thread::sleep(Duration::from_millis(25));
-    };
-    assert_eq!(health.0, 200);
-    let (code, body) = get(port, "/api/v1/experiments").expect("experiments answer");
+    let mut served = Served::start(&env);
+    assert_eq!(served.wait_until_serving().0, 200);
+    let (code, body) = served.get("/api/v1/experiments").expect("experiments answer");
     assert_eq!((code, body.trim()), (200, "[]"));
-    let deadline = Instant::now() + DEADLINE;
-    while !stdout
-        .lock()
-        .expect("not poisoned")
-        .iter()
-        .any(|l| l.contains("fleet summary"))
-    {
-        assert!(Instant::now() < deadline, "no fleet summary logged");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    support::binary::wait_until("a fleet summary in the log", || {
+        (served.logged(&["fleet summary"]) > 0).then_some(())
+    });
 
-    let pid = child.0.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-    assert!(killed.success());
-    let deadline = Instant::now() + DEADLINE;
-    let exit = loop {
-        if let Some(s) = child.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(25));
-    };
+    served.sigterm();
+    let (exit, out) = served.wait_exit();
     assert_eq!(exit.code(), Some(0));
-    out_reader.join().expect("reader finished");
-    err_reader.join().expect("reader finished");
-    let out = stdout.lock().expect("not poisoned").join("\n") + &stderr.lock().expect("not poisoned").join("\n");
     assert!(out.contains("SIGTERM"), "{out}");
     assert!(!out.contains("test-secret"), "a secret reached the log: {out}");
 }

@@ -3,10 +3,10 @@
 //! One `reqwest` client is built at start and shared; every request carries
 //! a freshly minted short-lived token and is bounded by `STATUS_TIMEOUT_BOOK`
 //! and by a service-wide cap on requests in flight. It performs single
-//! requests and classifies failures; it never decides what availability
-//! should be, and never logs a token.
+//! requests, classifies failures and counts both in its [`BookMetrics`]; it
+//! never decides what availability should be, and never logs a token.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::config::Peer;
+use crate::metrics::book::{BookMetrics, Operation};
 use crate::token::{book_token, TokenError};
 
 /// Requests to the booking API in flight at once, across manifest rounds and changes.
@@ -73,6 +74,17 @@ impl BookError {
             _ => false,
         }
     }
+
+    /// The `status` label of a failed request in the metrics: the HTTP status, or what happened instead.
+    fn status_label(&self) -> String {
+        match self {
+            BookError::Unauthorized { status, .. } | BookError::Status { status, .. } => status.as_str().to_string(),
+            BookError::Timeout { .. } => "timeout".into(),
+            BookError::Unreachable { .. } => "unreachable".into(),
+            BookError::Answer { .. } => "bad_answer".into(),
+            BookError::BaseUrl { .. } | BookError::Client(_) | BookError::Token(_) => "other".into(),
+        }
+    }
 }
 
 /// What the booking system says it holds for one resource.
@@ -89,6 +101,7 @@ pub struct BookClient {
     resources: Url,
     timeout: Duration,
     permits: Semaphore,
+    metrics: BookMetrics,
 }
 
 impl BookClient {
@@ -108,14 +121,27 @@ impl BookClient {
             resources,
             timeout,
             permits: Semaphore::new(MAX_IN_FLIGHT),
+            metrics: BookMetrics::default(),
         })
+    }
+
+    /// Counts every request in `metrics` (by default in metrics nobody reads).
+    pub fn observed_by(mut self, metrics: BookMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// `GET /admin/resources`: the raw manifest object, to be checked by [`super::manifest`].
     pub async fn manifest(&self) -> Result<Map<String, Value>, BookError> {
         let what = "GET /admin/resources";
         let body = self
-            .send(what, Method::GET, self.resources.clone(), MANIFEST_MAX_BYTES)
+            .send(
+                Operation::Manifest,
+                what,
+                Method::GET,
+                self.resources.clone(),
+                MANIFEST_MAX_BYTES,
+            )
             .await?;
         serde_json::from_slice(&body).map_err(|e| BookError::Answer {
             what: what.into(),
@@ -129,7 +155,7 @@ impl BookClient {
         let url = resource_url(&self.resources, resource, None);
         retrying(&what, || async {
             let body = self
-                .send(&what, Method::GET, url.clone(), AVAILABILITY_MAX_BYTES)
+                .send(Operation::Read, &what, Method::GET, url.clone(), AVAILABILITY_MAX_BYTES)
                 .await?;
             serde_json::from_slice::<Holding>(&body)
                 .map(|h| h.available)
@@ -146,7 +172,7 @@ impl BookClient {
         let what = format!("PUT /admin/resources/{resource}?available={available}");
         let url = resource_url(&self.resources, resource, Some((available, reason)));
         retrying(&what, || async {
-            self.send(&what, Method::PUT, url.clone(), AVAILABILITY_MAX_BYTES)
+            self.send(Operation::Set, &what, Method::PUT, url.clone(), AVAILABILITY_MAX_BYTES)
                 .await
                 .map(drop)
         })
@@ -154,13 +180,36 @@ impl BookClient {
     }
 
     /// One request: a fresh token, a permit, the timeout; any 2xx body, up to `limit` bytes.
-    async fn send(&self, what: &str, method: Method, url: Url, limit: usize) -> Result<Vec<u8>, BookError> {
+    async fn send(
+        &self,
+        operation: Operation,
+        what: &str,
+        method: Method,
+        url: Url,
+        limit: usize,
+    ) -> Result<Vec<u8>, BookError> {
         let token = book_token(&self.peer, chrono::Utc::now().timestamp())?;
         // A JWT is base64url parts joined by dots: always a valid header value.
         let mut auth = HeaderValue::from_str(&token).expect("a JWT is a valid header value");
         auth.set_sensitive(true);
         // The semaphore is never closed, so this only waits for a free slot.
         let _permit = self.permits.acquire().await;
+        let started = Instant::now();
+        let result = self.exchange(what, method, url, auth, limit).await;
+        let error = result.as_ref().err().map(BookError::status_label);
+        self.metrics.request(operation, started.elapsed(), error);
+        result
+    }
+
+    /// The request itself, timed by [`Self::send`].
+    async fn exchange(
+        &self,
+        what: &str,
+        method: Method,
+        url: Url,
+        auth: HeaderValue,
+        limit: usize,
+    ) -> Result<Vec<u8>, BookError> {
         let fail = |e: reqwest::Error| self.transport(what, e);
         let response = self
             .http

@@ -28,11 +28,13 @@ pub use client::{BookClient, BookError};
 use locks::ResourceLocks;
 
 use crate::config::Config;
+use crate::metrics::BookMetrics;
 use crate::tracker::{AvailabilityChange, Input};
 
 /// What the manifest rounds and the availability worker share.
 struct Booking {
     client: BookClient,
+    metrics: BookMetrics,
     locks: ResourceLocks,
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
@@ -51,14 +53,17 @@ impl Booking {
 
 /// Spawns the manifest rounds and the availability worker into `tasks`, both
 /// stopping when `shutdown` is cancelled; returns where availability changes go.
+/// Requests, manifest loads and changes are counted in `metrics`.
 pub fn start(
     config: &Config,
     inputs: mpsc::Sender<Input>,
+    metrics: BookMetrics,
     shutdown: CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Result<mpsc::UnboundedSender<AvailabilityChange>, BookError> {
     let booking = Arc::new(Booking {
-        client: BookClient::new(config.book.clone(), config.timeout_book)?,
+        client: BookClient::new(config.book.clone(), config.timeout_book)?.observed_by(metrics.clone()),
+        metrics,
         locks: ResourceLocks::default(),
         inputs,
         shutdown,

@@ -68,6 +68,7 @@ async fn round(booking: &Booking) -> Result<(), BookError> {
         "booking manifest fetched"
     );
     booking.tell(Input::Manifest(manifest.resources)).await;
+    booking.metrics.manifest_loaded();
 
     // Each read keeps its resource's lock until the batch is queued, so no
     // change can start, finish and be reported in between and then be

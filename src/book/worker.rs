@@ -54,12 +54,15 @@ async fn apply(booking: Arc<Booking>, change: AvailabilityChange, dry_run: bool)
         reason,
         ..
     } = change;
+    booking.metrics.change_requested(available);
     let _guard = booking.locks.lock(&resource).await;
     let result = if dry_run {
         info!("dry run: would set {resource} available={available}: {reason}");
         Ok(available)
     } else {
-        carry_out(&booking.client, &resource, available, &reason).await
+        let result = carry_out(&booking.client, &resource, available, &reason).await;
+        booking.metrics.change_settled(available, result == Ok(available));
+        result
     };
     booking.tell(Input::AvailabilityOutcome { resource, result }).await;
 }

@@ -4,6 +4,8 @@
 
 pub mod logs;
 
+pub mod binary;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,273 @@
+//! What an operator watches: `/metrics` and `/readyz`, served by the service
+//! in this process against simulated peers on loopback.
+
+mod feed_rig;
+mod lab;
+mod support;
+
+use lab::Lab;
+use reqwest::Method;
+use serde_json::json;
+use status::sim::smtp::Fault;
+use status::sim::stats::Garbage;
+use support::{env_with, wait_for, Running};
+
+/// `GET /metrics`: checks the media type and the closing `# EOF`, returns the text.
+async fn scrape(svc: &Running) -> String {
+    let response = svc.http.get(svc.url("/metrics")).send().await.expect("GET /metrics");
+    assert_eq!(response.status(), 200);
+    let media = response.headers()["content-type"].to_str().expect("ASCII").to_string();
+    assert!(media.starts_with("application/openmetrics-text"), "{media}");
+    let text = response.text().await.expect("a text body");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    text
+}
+
+/// The value of the sample named exactly `series` (name and labels), if present.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("a number"))
+}
+
+fn requests(route: &str, method: &str, status: &str) -> String {
+    format!(r#"status_http_requests_total{{method="{method}",route="{route}",status="{status}"}}"#)
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_and_status_family_in_each_service_alone() {
+    let svc = Running::start(env_with(&[])).await;
+    let other = Running::start(env_with(&[])).await;
+    for path in [
+        "/api/v1/experiments/events/pend00",
+        "/api/v1/experiments/events/spin01",
+        "/api/v1/experiments",
+        "/no/such/route/4242",
+        "/healthz",
+    ] {
+        svc.http.get(svc.url(path)).send().await.expect("answered");
+    }
+    for method in [Method::POST, Method::from_bytes(b"BREW").expect("a valid token")] {
+        svc.http
+            .request(method, svc.url("/healthz"))
+            .send()
+            .await
+            .expect("answered");
+    }
+
+    let text = scrape(&svc).await;
+    let events = "/api/v1/experiments/events/{name}";
+    assert_eq!(value(&text, &requests(events, "GET", "4xx")), Some(2.0), "{text}");
+    assert_eq!(value(&text, &requests("/api/v1/experiments", "GET", "2xx")), Some(1.0));
+    assert_eq!(value(&text, &requests("unmatched", "GET", "4xx")), Some(1.0));
+    assert_eq!(value(&text, &requests("/healthz", "GET", "2xx")), Some(1.0));
+    assert_eq!(value(&text, &requests("/healthz", "POST", "4xx")), Some(1.0));
+    assert_eq!(value(&text, &requests("/healthz", "other", "4xx")), Some(1.0));
+    let histogram =
+        format!(r#"status_http_request_duration_seconds_count{{method="GET",route="{events}",status="4xx"}}"#);
+    assert_eq!(value(&text, &histogram), Some(2.0));
+    let bucket = format!(
+        r#"status_http_request_duration_seconds_bucket{{le="+Inf",method="GET",route="{events}",status="4xx"}}"#
+    );
+    assert_eq!(value(&text, &bucket), Some(2.0));
+    for raw in ["pend00", "spin01", "/no/such", "BREW"] {
+        assert!(
+            !text.contains(raw),
+            "a raw path, method or status became a label: {raw}"
+        );
+    }
+
+    // No global recorder: the other service counted nothing of this.
+    let theirs = scrape(&other).await;
+    assert!(!theirs.contains("/api/v1/experiments"), "{theirs}");
+    assert_eq!(value(&theirs, &requests("/healthz", "GET", "2xx")), None);
+    svc.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_waits_for_a_frame_from_each_feed_and_a_manifest() {
+    let lab = Lab::start().await;
+    lab.broken_pend00();
+    lab.peers.relay.set_silent(true);
+    lab.peers.jump.set_silent(true);
+    lab.book.control().refuse(true);
+    let svc = Running::start(lab.env(&[])).await;
+    let readiness = |missing: &[&str]| json!({"ready": false, "missing": missing});
+    assert_eq!(
+        svc.get_json("/readyz").await,
+        (
+            503,
+            readiness(&[
+                "relay feed: no frame yet",
+                "jump feed: no frame yet",
+                "booking manifest: not loaded"
+            ])
+        )
+    );
+    // Refused manifests and silent feeds stay not ready.
+    wait_for("a refused manifest request", || async {
+        lab.book
+            .control()
+            .requests()
+            .iter()
+            .any(|r| r.status == Some(401))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(svc.get_json("/readyz").await.0, 503);
+
+    lab.peers.relay.set_silent(false);
+    let want = (
+        503,
+        readiness(&["jump feed: no frame yet", "booking manifest: not loaded"]),
+    );
+    wait_for("the relay's first frame", || async {
+        (svc.get_json("/readyz").await == want).then_some(())
+    })
+    .await;
+    lab.peers.jump.set_silent(false);
+    let want = (503, readiness(&["booking manifest: not loaded"]));
+    wait_for("the jump's first frame", || async {
+        (svc.get_json("/readyz").await == want).then_some(())
+    })
+    .await;
+    lab.book.control().refuse(false);
+    let ready = (200, json!({"ready": true, "missing": []}));
+    wait_for("a manifest", || async {
+        (svc.get_json("/readyz").await == ready).then_some(())
+    })
+    .await;
+    // Readiness is reached once: a feed falling silent later is an alert, not unreadiness.
+    lab.peers.relay.set_silent(true);
+    wait_for("the relay-silent alert", || async {
+        let (_, alerts) = svc.get_json("/api/v1/alerts").await;
+        alerts
+            .as_array()?
+            .iter()
+            .any(|a| a["kind"] == "relay_silent")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(svc.get_json("/readyz").await, ready);
+    let text = scrape(&svc).await;
+    assert_eq!(value(&text, r#"status_system_alerts{kind="relay_silent"}"#), Some(1.0));
+    assert_eq!(
+        value(&text, r#"status_system_alerts{kind="mass_change_held"}"#),
+        Some(0.0)
+    );
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
+    let lab = Lab::start().await;
+    lab.broken_pend00();
+    lab.book.control().fail_next(1);
+    lab.smtp.fail_next([Fault::RejectAfterData]);
+    let svc = Running::start(lab.env(&[])).await;
+
+    wait_for("r-pend00 unbooked and mailed about", || async {
+        let unbooked = lab.book.control().holding("r-pend00").is_some_and(|h| !h.available);
+        (unbooked && !lab.smtp.messages().is_empty()).then_some(())
+    })
+    .await;
+    let relay = &lab.peers.relay;
+    relay.send_garbage(Garbage::NotJson);
+    wait_for("the rejected frame counted", || async {
+        let text = scrape(&svc).await;
+        (value(&text, r#"status_feed_frames_rejected_total{feed="relay"}"#)? >= 1.0).then_some(())
+    })
+    .await;
+    relay.close_connections();
+    let text = wait_for("the relay's reconnection and the confirmed unbooking", || async {
+        let text = scrape(&svc).await;
+        let reconnected = value(&text, r#"status_feed_reconnections_total{feed="relay"}"#)? >= 1.0;
+        let connected = value(&text, r#"status_feed_connected{feed="relay"}"#)? == 1.0;
+        let confirmed = value(
+            &text,
+            r#"status_availability_changes_confirmed_total{available="false"}"#,
+        )? == 1.0;
+        (reconnected && connected && confirmed).then_some(text)
+    })
+    .await;
+
+    // Feeds, read from the board at scrape time.
+    for feed in ["relay", "jump"] {
+        let received = format!(r#"status_feed_frames_received_total{{feed="{feed}"}}"#);
+        assert!(value(&text, &received) >= Some(1.0), "{text}");
+        let age = value(
+            &text,
+            &format!(r#"status_feed_last_frame_age_seconds{{feed="{feed}"}}"#),
+        );
+        assert!(age.is_some_and(|a| (0.0..20.0).contains(&a)), "{feed}: {age:?}");
+        assert!(value(&text, &format!(r#"status_feed_report_defects_total{{feed="{feed}"}}"#)).is_some());
+    }
+    assert_eq!(value(&text, r#"status_feed_connected{feed="jump"}"#), Some(1.0));
+    // The fleet, from the published snapshot.
+    assert_eq!(
+        value(&text, r#"status_experiments{healthy="false",bookable="false"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, r#"status_experiments{healthy="true",bookable="true"}"#),
+        Some(0.0)
+    );
+    // Booking: one change asked and confirmed, every operation timed, the injected 500 counted.
+    assert_eq!(
+        value(
+            &text,
+            r#"status_availability_changes_requested_total{available="false"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, r#"status_availability_changes_failed_total{available="false"}"#),
+        None
+    );
+    assert!(value(&text, "status_book_manifest_loads_total") >= Some(1.0));
+    for operation in ["manifest", "read", "set"] {
+        let count = format!(r#"status_book_request_duration_seconds_count{{operation="{operation}"}}"#);
+        assert!(value(&text, &count) >= Some(1.0), "{operation}: {text}");
+    }
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("status_book_request_errors_total"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(r#"status="500""#) && errors[0].ends_with(" 1"),
+        "{errors:?}"
+    );
+    // Mail: the refused attempt, then the digest that went through.
+    assert_eq!(value(&text, "status_email_send_failures_total"), Some(1.0));
+    assert!(value(&text, "status_email_digests_sent_total") >= Some(1.0));
+    assert!(value(&text, "status_email_events_pending").is_some());
+
+    assert_every_metric_is_documented(&text);
+    svc.stop().await;
+}
+
+/// Every metric family exposed is in the README's table, under the name PromQL uses.
+fn assert_every_metric_is_documented(text: &str) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let mut families = 0;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+        let queried = if kind == "counter" {
+            format!("{name}_total")
+        } else {
+            name.to_string()
+        };
+        assert!(
+            readme.contains(&format!("`{queried}`")),
+            "{queried} is not in the README"
+        );
+        families += 1;
+    }
+    // All but `status_availability_changes_failed`, which only appears with a failure.
+    assert_eq!(families, 18, "{text}");
+}
