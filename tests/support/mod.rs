@@ -2,9 +2,8 @@
 //! condition waits with deadlines (never fixed sleeps), and log capture.
 #![allow(dead_code, unused_macros, unused_imports)] // each test binary uses its own subset
 
-pub mod logs;
-
 pub mod binary;
+pub mod logs;
 
 use std::future::Future;
 use std::net::SocketAddr;
