@@ -221,7 +221,8 @@ impl Tracker {
     }
 
     fn apply_relay(&mut self, now: DateTime<Utc>, reports: Vec<Report>) -> Vec<usize> {
-        self.relay.last = Some(now);
+        // Until the relay first speaks nothing is unbooked; once it has, everyone is judged on its word.
+        let first = self.relay.last.replace(now).is_none();
         self.generation += 1;
         let mut present = Vec::new();
         for r in reports {
@@ -265,6 +266,9 @@ impl Tracker {
             }
         }
         touched.extend(present);
+        if first {
+            touched.extend(0..self.experiments.len());
+        }
         touched
     }
 
@@ -456,8 +460,8 @@ impl Tracker {
             let want = exp.health.bookable;
             match a.observed {
                 Some(has) if has != want && want => changes.push(i),
-                // Relay silence means we cannot see, not that the rig broke.
-                Some(has) if has != want && self.relay.fresh => downs.push(i),
+                // Relay silence, or a relay not yet heard from, means we cannot see, not that the rig broke.
+                Some(has) if has != want && self.relay.fresh && self.relay.last.is_some() => downs.push(i),
                 _ => {}
             }
         }

@@ -568,6 +568,32 @@ fn relay_silence_raises_one_alert_and_unbooks_nothing() {
 }
 
 #[test]
+fn nothing_is_unbooked_before_the_relay_has_spoken() {
+    let cfg = HealthConfig {
+        startup: Duration::ZERO,
+        ..cfg()
+    };
+    let mut tracker = Tracker::new(cfg, t(0));
+    tracker.handle(t(0), Input::Manifest(vec![resource("pend00", &["data"])]));
+    let e = tracker.handle(t(1), observed(&["pend00"], true));
+    assert!(
+        changes(&e).is_empty(),
+        "no relay snapshot yet: no evidence against the rig"
+    );
+    assert_eq!(
+        news(&e).len(),
+        0,
+        "judged, but the first evaluation was at the manifest"
+    );
+    let e = tracker.handle(t(2), Input::Relay(vec![]));
+    assert_eq!(
+        changes(&e),
+        [("r-pend00".to_string(), false)],
+        "the relay spoke: now it counts"
+    );
+}
+
+#[test]
 fn a_feed_that_never_spoke_is_silent_after_last_checked() {
     let mut tracker = Tracker::new(cfg(), t(0));
     assert!(tracker.handle(t(29), Input::Tick).is_empty());
