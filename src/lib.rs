@@ -10,6 +10,7 @@
 //! - [`book`]: booking manifest rounds and the availability worker.
 //! - [`mail`]: maintainer email digests.
 //! - [`sim`]: simulated peers for the demo and the tests.
+//! - [`demo`]: `status demo`, the whole system on one machine against the simulated peers.
 //! - [`logging`]: log output.
 //!
 //! [`run`] wires them; `main`, the demo and the tests all call it.
@@ -20,6 +21,7 @@ pub mod api;
 pub mod book;
 pub mod config;
 pub mod dashboard;
+pub mod demo;
 pub mod feed;
 pub mod logging;
 pub mod mail;
