@@ -1,5 +1,6 @@
 //! The real `status` binary: configuration errors exit 2 with one line,
-//! `check` never shows a secret, `serve` answers and exits 0 on SIGTERM.
+//! `check` never shows a secret, `serve` answers and exits 0 on SIGTERM,
+//! `demo` needs no configuration, narrates and stops cleanly.
 
 mod support;
 
@@ -180,4 +181,129 @@ fn serve_answers_logs_a_summary_and_exits_0_on_sigterm() {
     let out = stdout.lock().expect("not poisoned").join("\n") + &stderr.lock().expect("not poisoned").join("\n");
     assert!(out.contains("SIGTERM"), "{out}");
     assert!(!out.contains("test-secret"), "a secret reached the log: {out}");
+}
+
+/// Waits for the child to exit, killing nothing: the caller's [`Reaper`] does that on failure.
+fn exit_within(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn demo(args: &[&str]) -> (Reaper, Lines, Lines, [std::thread::JoinHandle<()>; 2]) {
+    let mut child = status(&[], &[&["demo"], args].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (stdout, out_reader) = collect(child.stdout.take().expect("piped"));
+    let (stderr, err_reader) = collect(child.stderr.take().expect("piped"));
+    (Reaper(child), stdout, stderr, [out_reader, err_reader])
+}
+
+fn joined(lines: &Lines) -> String {
+    lines.lock().expect("not poisoned").join("\n")
+}
+
+/// Without any STATUS_ variable, a short demo shows health changes, an availability
+/// change and a digest (the script breaks a rig at once), then exits 0 by itself.
+#[test]
+fn demo_needs_no_configuration_narrates_and_exits_0_when_its_time_is_up() {
+    let (mut child, stdout, stderr, readers) = demo(&["--experiments", "4", "--for", "20s", "--listen", "127.0.0.1:0"]);
+    let exit = exit_within(
+        &mut child.0,
+        Duration::from_secs(20) + DEADLINE,
+        "demo --for 20s did not stop",
+    );
+    for reader in readers {
+        reader.join().expect("reader finished");
+    }
+    let (out, err) = (joined(&stdout), joined(&stderr));
+    assert_eq!(exit.code(), Some(0), "{out}\n{err}");
+
+    let has = |parts: &[&str]| out.lines().any(|l| parts.iter().all(|p| l.contains(p)));
+    assert!(has(&["dashboard", "http://127.0.0.1:"]), "where to look: {out}");
+    assert!(has(&["/api/v1/experiments"]), "{out}");
+    assert!(has(&["] lab ", "never sends"]), "the fault script: {out}");
+    assert!(has(&["] health ", "✖", "unhealthy"]), "a health change: {out}");
+    assert!(has(&["] health ", "✔", "healthy"]), "{out}");
+    assert!(
+        has(&["] booking ", "→ not bookable (status: "]),
+        "an availability change: {out}"
+    );
+    assert!(has(&["] email ", "“Lab status: ", "maintainers@"]), "a digest: {out}");
+    assert!(has(&["demo stopped"]), "{out}");
+    assert!(!out.contains("eyJ") && !err.contains("eyJ"), "a token was printed");
+}
+
+#[test]
+fn demo_stops_cleanly_on_sigterm() {
+    let (mut child, stdout, _stderr, readers) = demo(&["--experiments", "2", "--listen", "127.0.0.1:0"]);
+    let deadline = Instant::now() + DEADLINE;
+    let port: u16 = loop {
+        let out = joined(&stdout);
+        let port = out
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok());
+        if let Some(port) = port {
+            break port;
+        }
+        assert!(Instant::now() < deadline, "no dashboard URL printed: {out}");
+        assert!(child.0.try_wait().expect("wait").is_none(), "demo exited early: {out}");
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while !matches!(get(port, "/healthz"), Some((200, _))) {
+        assert!(Instant::now() < deadline, "the demo's service never answered");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let (code, page) = get(port, "/").expect("the dashboard answers");
+    assert_eq!(code, 200);
+    assert!(page.contains("dashboard.js"), "{page}");
+
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs")
+        .success());
+    let exit = exit_within(&mut child.0, DEADLINE, "demo did not stop on SIGTERM");
+    for reader in readers {
+        reader.join().expect("reader finished");
+    }
+    assert_eq!(exit.code(), Some(0));
+    assert!(joined(&stdout).contains("demo stopped"));
+}
+
+#[test]
+fn demo_refuses_bad_options_and_documents_them() {
+    for bad in [
+        &["--experiments", "0"][..],
+        &["--experiments", "501"],
+        &["--for", "soon"],
+        &["--listen", "nowhere"],
+    ] {
+        let out = run(&[], &[&["demo"], bad].concat());
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    let help = text(&run(&[], &["demo", "--help"]).stdout);
+    for option in [
+        "--experiments",
+        "--seed",
+        "--for",
+        "--listen",
+        "--log-level",
+        "[default: 12]",
+        "[default: 127.0.0.1:3007]",
+    ] {
+        assert!(help.contains(option), "{option} in: {help}");
+    }
 }

@@ -1,0 +1,137 @@
+//! `status demo` through its library entry point: the simulated lab, the
+//! real service and the narrator wired together on loopback; an induced
+//! failure travels to the REST API, the booking system and the live log; a
+//! busy port falls back; bad options are refused; stop is clean.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use status::demo::{Demo, DemoError, Kind, Line, Options};
+use support::{wait_for, DEADLINE};
+
+fn loopback(experiments: usize) -> Options {
+    Options {
+        experiments,
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Options::default()
+    }
+}
+
+async fn experiments(demo: &Demo) -> Option<Vec<Value>> {
+    let body: Value = reqwest::get(demo.url("/api/v1/experiments"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body.as_array().cloned()
+}
+
+fn issues(e: &Value) -> Vec<String> {
+    let list = e["issues"].as_array().cloned().unwrap_or_default();
+    list.iter().filter_map(|i| i.as_str().map(String::from)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_induced_failure_reaches_the_api_the_booking_system_and_the_live_log() {
+    let mut demo = Demo::start(loopback(5)).await.expect("the demo starts");
+    let mut log = demo.take_log().expect("the log is there to take");
+    assert!(demo.take_log().is_none(), "taken once");
+    let topics = demo.topics();
+    assert_eq!(topics.len(), 5);
+
+    // A rig that is judged healthy and bookable, so the failure is the one we cause.
+    let victim = wait_for("a judged, healthy, bookable experiment", || async {
+        let all = experiments(&demo).await?;
+        let judged = all.len() == topics.len() && all.iter().all(|e| e["in_startup_grace"] == false);
+        let healthy = all.iter().find(|e| e["healthy"] == true && e["available"] == true)?;
+        judged.then(|| healthy["topic_name"].as_str().map(String::from))?
+    })
+    .await;
+    demo.induce_failure(&victim).expect("the victim is in the lab");
+
+    let missing_data = format!("missing required {victim}-st-data");
+    let view = wait_for("the victim is unhealthy and unbooked", || async {
+        let all = experiments(&demo).await?;
+        let e = all.into_iter().find(|e| e["topic_name"] == victim.as_str())?;
+        (e["healthy"] == false && e["available"] == false).then_some(e)
+    })
+    .await;
+    let said = issues(&view);
+    assert!(said.contains(&"missing jump".to_string()), "{said:?}");
+    assert!(said.contains(&missing_data), "{said:?}");
+
+    let mut lines: Vec<Line> = Vec::new();
+    let told =
+        |lines: &[Line], kind: Kind, needle: &str| lines.iter().any(|l| l.kind == kind && l.text.contains(needle));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !(told(&lines, Kind::Lab, &format!("{victim}: failure induced"))
+        && told(&lines, Kind::Health, &missing_data)
+        && told(&lines, Kind::Booking, &format!("r-{victim} → not bookable")))
+    {
+        let line = tokio::time::timeout_at(deadline, log.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the live log did not tell the failure: {lines:#?}"));
+        lines.push(line.expect("the log stays open while the demo runs"));
+    }
+    assert!(lines.windows(2).all(|w| w[0].at <= w[1].at), "lines come in time order");
+
+    assert!(matches!(
+        demo.induce_failure("no-such-rig"),
+        Err(DemoError::UnknownExperiment(_))
+    ));
+    tokio::time::timeout(DEADLINE, demo.stop())
+        .await
+        .expect("the demo stops in time")
+        .expect("the demo stops cleanly");
+}
+
+#[tokio::test]
+async fn a_busy_port_falls_back_to_an_ephemeral_one_and_says_so() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let taken = busy.local_addr().expect("bound");
+    let demo = Demo::start(Options {
+        experiments: 1,
+        listen: taken,
+        ..Options::default()
+    })
+    .await
+    .expect("the demo starts anyway");
+    assert_eq!(demo.addr().ip(), taken.ip());
+    assert_ne!(demo.addr().port(), taken.port());
+    let note = demo.listen_fallback().expect("the fallback is reported");
+    assert!(note.contains(&taken.to_string()), "{note}");
+    assert!(demo.welcome().contains(note), "and shown in the welcome text");
+    assert!(demo.welcome().contains(&demo.dashboard_url()));
+    let health = reqwest::get(demo.url("/healthz")).await.expect("the service answers");
+    assert_eq!(health.status(), 200);
+    tokio::time::timeout(DEADLINE, demo.stop())
+        .await
+        .expect("the demo stops in time")
+        .expect("the demo stops cleanly");
+}
+
+#[tokio::test]
+async fn the_number_of_experiments_is_bounded() {
+    for n in [0, 501] {
+        match Demo::start(loopback(n)).await {
+            Err(DemoError::Experiments(got)) => assert_eq!(got, n),
+            Err(e) => panic!("{n}: wrong error {e}"),
+            Ok(_) => panic!("{n} experiments must be refused"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_demo_stops_its_service() {
+    let demo = Demo::start(loopback(1)).await.expect("the demo starts");
+    let addr = demo.addr();
+    drop(demo);
+    wait_for("the port to close", || async {
+        let refused = tokio::net::TcpStream::connect(addr).await.is_err();
+        refused.then_some(())
+    })
+    .await;
+}
