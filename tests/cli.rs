@@ -123,6 +123,18 @@ fn collect(stream: impl std::io::Read + Send + 'static) -> (Lines, std::thread::
     (lines, reader)
 }
 
+/// Starts `cmd` with its stdout and stderr collected line by line.
+fn spawn(mut cmd: Command) -> (Reaper, Lines, Lines, [std::thread::JoinHandle<()>; 2]) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (stdout, out_reader) = collect(child.stdout.take().expect("piped"));
+    let (stderr, err_reader) = collect(child.stderr.take().expect("piped"));
+    (Reaper(child), stdout, stderr, [out_reader, err_reader])
+}
+
 #[test]
 fn serve_answers_logs_a_summary_and_exits_0_on_sigterm() {
     let port = dead_port();
@@ -132,14 +144,7 @@ fn serve_answers_logs_a_summary_and_exits_0_on_sigterm() {
         ("STATUS_LOG_FORMAT", "text"),
         ("STATUS_HEALTH_LOG_EVERY", "200ms"),
     ]);
-    let mut child = status(&env, &["serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let (stdout, out_reader) = collect(child.stdout.take().expect("piped"));
-    let (stderr, err_reader) = collect(child.stderr.take().expect("piped"));
-    let mut child = Reaper(child);
+    let (mut child, stdout, stderr, [out_reader, err_reader]) = spawn(status(&env, &["serve"]));
 
     let deadline = Instant::now() + DEADLINE;
     let health = loop {
@@ -195,15 +200,9 @@ fn exit_within(child: &mut Child, limit: Duration, what: &str) -> std::process::
     }
 }
 
+/// `status demo` with `args` and no environment at all.
 fn demo(args: &[&str]) -> (Reaper, Lines, Lines, [std::thread::JoinHandle<()>; 2]) {
-    let mut child = status(&[], &[&["demo"], args].concat())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let (stdout, out_reader) = collect(child.stdout.take().expect("piped"));
-    let (stderr, err_reader) = collect(child.stderr.take().expect("piped"));
-    (Reaper(child), stdout, stderr, [out_reader, err_reader])
+    spawn(status(&[], &[&["demo"], args].concat()))
 }
 
 fn joined(lines: &Lines) -> String {

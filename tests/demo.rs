@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 use status::demo::{Demo, DemoError, Kind, Line, Options};
-use support::{wait_for, DEADLINE};
+use support::{json_array, stop_demo, wait_for, DEADLINE};
 
 fn loopback(experiments: usize) -> Options {
     Options {
@@ -20,13 +20,7 @@ fn loopback(experiments: usize) -> Options {
 }
 
 async fn experiments(demo: &Demo) -> Option<Vec<Value>> {
-    let body: Value = reqwest::get(demo.url("/api/v1/experiments"))
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    body.as_array().cloned()
+    json_array(&demo.url("/api/v1/experiments")).await
 }
 
 fn issues(e: &Value) -> Vec<String> {
@@ -82,10 +76,7 @@ async fn an_induced_failure_reaches_the_api_the_booking_system_and_the_live_log(
         demo.induce_failure("no-such-rig"),
         Err(DemoError::UnknownExperiment(_))
     ));
-    tokio::time::timeout(DEADLINE, demo.stop())
-        .await
-        .expect("the demo stops in time")
-        .expect("the demo stops cleanly");
+    stop_demo(demo).await;
 }
 
 #[tokio::test]
@@ -107,10 +98,7 @@ async fn a_busy_port_falls_back_to_an_ephemeral_one_and_says_so() {
     assert!(demo.welcome().contains(&demo.dashboard_url()));
     let health = reqwest::get(demo.url("/healthz")).await.expect("the service answers");
     assert_eq!(health.status(), 200);
-    tokio::time::timeout(DEADLINE, demo.stop())
-        .await
-        .expect("the demo stops in time")
-        .expect("the demo stops cleanly");
+    stop_demo(demo).await;
 }
 
 #[tokio::test]

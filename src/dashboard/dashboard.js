@@ -189,7 +189,7 @@ function render() {
   }));
   if (focusName) {
     const again = [...list.children].find((li) => li.dataset.name === focusName);
-    if (again) again.firstChild.focus();
+    if (again) again.firstChild.focus({ preventScroll: true });
   }
   const healthy = latest.filter((e) => e.healthy).length;
   const bookable = latest.filter((e) => e.available === true).length;
@@ -267,7 +267,12 @@ async function poll() {
 }
 
 // `/#pend00` opens that experiment's events once, so a link can point at one rig.
-let linked = decodeURIComponent(location.hash.slice(1));
+let linked = "";
+try {
+  linked = decodeURIComponent(location.hash.slice(1));
+} catch (err) {
+  // A malformed link opens nothing.
+}
 function openLinked() {
   if (!linked) return;
   const item = [...$("experiments").children].find((li) => li.dataset.name === linked);

@@ -271,6 +271,18 @@ impl Demo {
     }
 }
 
+/// Calls `f` every `period` (at once first) until `shutdown`; a late tick is not made up for.
+async fn every(period: Duration, shutdown: CancellationToken, mut f: impl FnMut()) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => f(),
+        }
+    }
+}
+
 fn lock(lab: &Mutex<Lab>) -> MutexGuard<'_, Lab> {
     // Every holder runs plain synchronous code on the lab's own fields; a panic leaves them usable.
     lab.lock().unwrap_or_else(PoisonError::into_inner)
@@ -371,14 +383,7 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(LAB_PERIOD);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = tick.tick() => self.step(),
-            }
-        }
+        every(LAB_PERIOD, shutdown, || self.step()).await;
     }
 
     /// Applies the steps that are due, then publishes the lab's reports as of now.
@@ -412,17 +417,7 @@ mod tests {
 
     #[test]
     fn the_demo_timings_are_valid_and_the_relay_silence_outlasts_last_checked() {
-        let mut vars: Vec<(String, String)> = ["RELAY", "JUMP", "BOOK"]
-            .iter()
-            .flat_map(|p| {
-                [
-                    (format!("STATUS_HOST_{p}"), "127.0.0.1:9".into()),
-                    (format!("STATUS_SECRET_{p}"), "s".into()),
-                ]
-            })
-            .collect();
-        vars.extend(TIMINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let c = Config::from_vars(vars).unwrap();
+        let c = crate::feed::tests::config_with(TIMINGS);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(script::RELAY_SILENCE > c.health.last_checked);
         assert!(

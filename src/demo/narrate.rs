@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::sim::book::{BookControl, Recorded};
@@ -151,14 +151,7 @@ impl Watch {
 
     /// Looks every [`WATCH_EVERY`] until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(WATCH_EVERY);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = tick.tick() => self.look(),
-            }
-        }
+        super::every(WATCH_EVERY, shutdown, || self.look()).await;
     }
 
     fn look(&mut self) {
@@ -166,7 +159,8 @@ impl Watch {
         for text in alert_changes(&mut self.alerts, &snapshot.alerts) {
             self.narrator.say(Kind::Alert, text);
         }
-        for text in health_changes(&mut self.seen, &snapshot.experiments) {
+        let judged = snapshot.experiments.iter().map(Judgement::from);
+        for text in health_changes(&mut self.seen, judged) {
             self.narrator.say(Kind::Health, text);
         }
         let (first, requests) = self.booking.requests_from(self.next_request);
@@ -186,24 +180,41 @@ impl Watch {
     }
 }
 
+/// What the watcher needs of one experiment in the published snapshot.
+#[derive(Clone)]
+struct Judgement<'a> {
+    topic: &'a str,
+    in_startup_grace: bool,
+    now: Seen,
+}
+
+impl<'a> From<&'a ExperimentView> for Judgement<'a> {
+    fn from(e: &'a ExperimentView) -> Self {
+        Judgement {
+            topic: &e.topic_name,
+            in_startup_grace: e.in_startup_grace,
+            now: Seen {
+                healthy: e.healthy,
+                issues: e.issues.clone(),
+            },
+        }
+    }
+}
+
 /// Health changes since the last look, grouped: experiments that changed to
 /// the same state with the same issues share a line (a silent relay touches them all).
-fn health_changes(seen: &mut HashMap<String, Seen>, experiments: &[ExperimentView]) -> Vec<String> {
+fn health_changes<'a>(
+    seen: &mut HashMap<String, Seen>,
+    judged: impl IntoIterator<Item = Judgement<'a>>,
+) -> Vec<String> {
     let mut groups: BTreeMap<(bool, Vec<String>, bool), Vec<&str>> = BTreeMap::new();
-    for e in experiments.iter().filter(|e| !e.in_startup_grace) {
-        let now = Seen {
-            healthy: e.healthy,
-            issues: e.issues.clone(),
-        };
-        let before = seen.insert(e.topic_name.clone(), now.clone());
+    for Judgement { topic, now, .. } in judged.into_iter().filter(|j| !j.in_startup_grace) {
+        let before = seen.insert(topic.to_string(), now.clone());
         if before.as_ref() == Some(&now) {
             continue;
         }
         let again = before.is_some_and(|b| !b.healthy) && now.healthy;
-        groups
-            .entry((now.healthy, now.issues, again))
-            .or_default()
-            .push(&e.topic_name);
+        groups.entry((now.healthy, now.issues, again)).or_default().push(topic);
     }
     // Problems first, as everywhere else.
     groups
@@ -304,32 +315,18 @@ fn shorten(line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-
     use chrono::Utc;
 
     use super::*;
 
-    fn view(topic: &str, healthy: bool, issues: &[&str], grace: bool) -> ExperimentView {
-        ExperimentView {
-            topic_name: topic.into(),
-            resource_name: Some(format!("r-{topic}")),
-            available: Some(true),
-            healthy,
-            jump_ok: true,
-            stream_ok: BTreeMap::new(),
-            stream_required: BTreeMap::new(),
-            stream_reports: BTreeMap::new(),
-            jump_report: None,
-            health_events: 0,
-            first_checked: Utc::now(),
-            last_checked_jump: None,
-            last_checked_streams: None,
-            last_found_in_manifest: None,
-            issues: issues.iter().map(|s| s.to_string()).collect(),
-            bookable: healthy,
+    fn view<'a>(topic: &'a str, healthy: bool, issues: &[&str], grace: bool) -> Judgement<'a> {
+        Judgement {
+            topic,
             in_startup_grace: grace,
-            events: Arc::new(VecDeque::new()),
+            now: Seen {
+                healthy,
+                issues: issues.iter().map(|s| s.to_string()).collect(),
+            },
         }
     }
 
@@ -338,7 +335,7 @@ mod tests {
         let mut seen = HashMap::new();
         let grace = [view("pend00", false, &[], true), view("spin00", false, &[], true)];
         assert!(
-            health_changes(&mut seen, &grace).is_empty(),
+            health_changes(&mut seen, grace).is_empty(),
             "nothing is said during the grace"
         );
 
@@ -348,13 +345,16 @@ mod tests {
             view("trus00", true, &[], false),
         ];
         assert_eq!(
-            health_changes(&mut seen, &first),
+            health_changes(&mut seen, first.clone()),
             [
                 "✖ pend00 unhealthy: unhealthy pend00-st-data",
                 "✔ 2 experiments (spin00, trus00) healthy"
             ]
         );
-        assert!(health_changes(&mut seen, &first).is_empty(), "no change, no line");
+        assert!(
+            health_changes(&mut seen, first.clone()).is_empty(),
+            "no change, no line"
+        );
 
         let recovered = [
             view("pend00", true, &[], false),
@@ -362,7 +362,7 @@ mod tests {
             view("trus00", false, &["missing jump"], false),
         ];
         assert_eq!(
-            health_changes(&mut seen, &recovered),
+            health_changes(&mut seen, recovered),
             ["✖ trus00 unhealthy: missing jump", "✔ pend00 healthy again"]
         );
     }
@@ -375,7 +375,7 @@ mod tests {
             .iter()
             .map(|t| view(t, false, &["relay feed silent"], false))
             .collect();
-        let lines = health_changes(&mut seen, &silent);
+        let lines = health_changes(&mut seen, silent);
         assert_eq!(
             lines,
             ["✖ 9 experiments (pend00, pend01, pend02, pend03, pend04, pend05, and 3 more) unhealthy: relay feed silent"]

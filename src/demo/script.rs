@@ -76,6 +76,7 @@ impl Script {
         };
         let secs = |s: u64| start + Duration::from_secs(s);
         let silence = secs(32);
+        let (stalled, vanished) = (self.target_stream[stall], self.target_stream[vanish]);
         let plan = [
             (
                 secs(0),
@@ -88,7 +89,7 @@ impl Script {
                 secs(8),
                 Fault::Stalls {
                     rig: stall,
-                    stream: self.target_stream[stall],
+                    stream: stalled,
                 },
             ),
             (secs(15), Fault::JumpDrops { rig: jump }),
@@ -103,7 +104,7 @@ impl Script {
                 secs(24),
                 Fault::Recovers {
                     rig: stall,
-                    stream: self.target_stream[stall],
+                    stream: stalled,
                 },
             ),
             (secs(28), Fault::JumpReturns { rig: jump }),
@@ -113,14 +114,14 @@ impl Script {
                 secs(46),
                 Fault::Vanishes {
                     rig: vanish,
-                    stream: self.target_stream[vanish],
+                    stream: vanished,
                 },
             ),
             (
                 secs(54),
                 Fault::Recovers {
                     rig: vanish,
-                    stream: self.target_stream[vanish],
+                    stream: vanished,
                 },
             ),
         ];
