@@ -211,20 +211,24 @@ fn run_demo(args: DemoArgs) -> ExitCode {
             }
         };
         tokio::pin!(time_up);
-        if let Some(mut log) = demo.take_log() {
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = &mut time_up => break,
-                    line = log.recv() => match line {
-                        Some(line) => println!("{line}"),
-                        None => break,
-                    },
-                }
+        let mut log = demo.take_log();
+        while let Some(lines) = log.as_mut() {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = &mut time_up => break,
+                line = lines.recv() => match line {
+                    Some(line) => println!("{line}"),
+                    None => break,
+                },
             }
         }
         println!("stopping…");
-        match demo.stop().await {
+        let stopped = demo.stop().await;
+        // What happened on the way out, such as the last digest.
+        while let Some(line) = log.as_mut().and_then(|l| l.try_recv().ok()) {
+            println!("{line}");
+        }
+        match stopped {
             Ok(()) => {
                 println!("demo stopped");
                 ExitCode::SUCCESS

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use serde_json::Value;
 use status::demo::{Demo, DemoError, Kind, Line, Options};
 use support::{json_array, stop_demo, wait_for, DEADLINE};
+use tokio::sync::mpsc;
 
 fn loopback(experiments: usize) -> Options {
     Options {
@@ -77,6 +78,53 @@ async fn an_induced_failure_reaches_the_api_the_booking_system_and_the_live_log(
         Err(DemoError::UnknownExperiment(_))
     ));
     stop_demo(demo).await;
+}
+
+/// Waits for the next line of `kind` that contains `needle`, keeping every line read in `seen`.
+async fn next_line(log: &mut mpsc::Receiver<Line>, seen: &mut Vec<Line>, kind: Kind, needle: &str) -> Line {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let line = tokio::time::timeout_at(deadline, log.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind:?} line with {needle:?} in: {seen:#?}"))
+            .expect("the log stays open while the demo runs");
+        seen.push(line.clone());
+        if line.kind == kind && line.text.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// A digest still held back by the minimum interval when the demo stops is
+/// sent by the service on its way out, caught by the sink and told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_delivers_and_tells_the_last_digest() {
+    let mut demo = Demo::start(loopback(3)).await.expect("the demo starts");
+    let mut log = demo.take_log().expect("the log");
+    let mut seen = Vec::new();
+    // The script breaks a rig at once; its digest opens the minimum interval (10 s).
+    next_line(&mut log, &mut seen, Kind::Email, "Lab status:").await;
+    let victim = demo
+        .topics()
+        .into_iter()
+        .find(|t| {
+            !seen
+                .iter()
+                .any(|l| l.kind == Kind::Email && l.text.contains(t.as_str()))
+        })
+        .expect("a rig the first digest did not mention");
+    demo.induce_failure(&victim).expect("the victim is in the lab");
+    next_line(&mut log, &mut seen, Kind::Health, &format!("{victim} unhealthy")).await;
+
+    stop_demo(demo).await;
+    let mut after = Vec::new();
+    while let Ok(line) = log.try_recv() {
+        after.push(line);
+    }
+    assert!(
+        after.iter().any(|l| l.kind == Kind::Email && l.text.contains(&victim)),
+        "the last digest names {victim}: {after:#?}"
+    );
 }
 
 #[tokio::test]

@@ -118,6 +118,8 @@ pub struct Demo {
     narrator: Narrator,
     log: Option<mpsc::Receiver<Line>>,
     shutdown: CancellationToken,
+    /// Stops the narrator, which outlives the service (and keeps the SMTP sink open for its final digest).
+    stop_watching: CancellationToken,
     service: JoinHandle<io::Result<()>>,
     tasks: JoinSet<()>,
     /// Stops when dropped; kept for that.
@@ -174,9 +176,10 @@ impl Demo {
         let watch = Watch::new(narrator.clone(), service.snapshot(), book.control().clone(), sink);
         let service = tokio::spawn(service.run(listener, shutdown.clone()));
         let lab = driver.lab.clone();
+        let stop_watching = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(driver.run(shutdown.clone()));
-        tasks.spawn(watch.run(shutdown.clone()));
+        tasks.spawn(watch.run(stop_watching.clone()));
         Ok(Demo {
             options,
             addr,
@@ -186,6 +189,7 @@ impl Demo {
             log: Some(log),
             _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
+            stop_watching,
             service,
             tasks,
             _book: book,
@@ -258,10 +262,12 @@ impl Demo {
         text
     }
 
-    /// Stops everything and waits for the service to finish.
+    /// Stops everything and waits for the service to finish; the narrator tells
+    /// what the service did on its way out (its last digest) before it stops too.
     pub async fn stop(mut self) -> Result<(), DemoError> {
         self.shutdown.cancel();
         let served = tokio::time::timeout(STOP_WAIT, &mut self.service).await;
+        self.stop_watching.cancel();
         while self.tasks.join_next().await.is_some() {}
         served.map_err(|_| DemoError::StopTimeout)??.map_err(DemoError::Service)
     }

@@ -149,9 +149,11 @@ impl Watch {
         }
     }
 
-    /// Looks every [`WATCH_EVERY`] until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        super::every(WATCH_EVERY, shutdown, || self.look()).await;
+    /// Looks every [`WATCH_EVERY`] until `stop`, then once more: started after the
+    /// service has stopped, the last look sees what its shutdown did (a final digest).
+    pub async fn run(mut self, stop: CancellationToken) {
+        super::every(WATCH_EVERY, stop, || self.look()).await;
+        self.look();
     }
 
     fn look(&mut self) {
