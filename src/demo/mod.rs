@@ -135,6 +135,8 @@ impl Demo {
         }
         let started = Instant::now();
         let shutdown = CancellationToken::new();
+        // Whatever fails below, the peers already started stop with it.
+        let stop_on_drop = shutdown.clone().drop_guard();
         let (listener, fallback) = bind(options.listen).await?;
         let addr = listener.local_addr().map_err(|source| DemoError::Listen {
             addr: options.listen,
@@ -187,7 +189,7 @@ impl Demo {
             lab,
             narrator,
             log: Some(log),
-            _stop_on_drop: shutdown.clone().drop_guard(),
+            _stop_on_drop: stop_on_drop,
             shutdown,
             stop_watching,
             service,
