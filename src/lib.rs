@@ -11,6 +11,7 @@
 //! - [`book`]: booking manifest rounds and the availability worker.
 //! - [`mail`]: maintainer email digests.
 //! - [`sim`]: simulated peers for the demo and the tests.
+//! - [`demo`]: `status demo`, the whole system on one machine against the simulated peers.
 //! - [`logging`]: log output; [`systemd`]: readiness and watchdog notifications.
 //!
 //! [`Service`] wires them (`main` and the tests run it); [`run`] is the same without its seams.
@@ -21,6 +22,7 @@ pub mod api;
 pub mod book;
 pub mod config;
 pub mod dashboard;
+pub mod demo;
 pub mod feed;
 pub mod logging;
 pub mod mail;

@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use status::config::{Config, Email};
+use status::config::{Config, Email, LogConfig, LogFormat};
+use status::demo::{self, Demo};
 use status::systemd::Notifier;
 use status::Service;
 
@@ -27,8 +29,45 @@ enum Command {
     Serve,
     /// Validate the configuration and print the effective values (secrets as <set>/<unset>).
     Check,
+    /// Run the whole system on this machine: simulated relay, jump, booking, mail and a
+    /// lab that breaks and recovers, watched by the real service. Needs no configuration.
+    Demo(DemoArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Simulated experiments (1 to 500).
+    #[arg(long, default_value_t = demo::DEFAULT_EXPERIMENTS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=demo::MAX_EXPERIMENTS as i64))]
+    experiments: u16,
+    /// Seed of the lab and its fault script: the same seed tells the same story.
+    #[arg(long, default_value_t = demo::DEFAULT_SEED)]
+    seed: u64,
+    /// Stop after this long (e.g. 90s, 5m) and exit 0; without it, run until Ctrl-C.
+    #[arg(long = "for", value_name = "DURATION", value_parser = duration)]
+    run_for: Option<Duration>,
+    /// Address of the dashboard and REST API; a busy port falls back to an ephemeral one.
+    #[arg(long, default_value_t = demo::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// The service's own log (to stdout, as text); quiet by default so the demo's lines stand out.
+    #[arg(long, value_enum, default_value_t = DemoLog::Error)]
+    log_level: DemoLog,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DemoLog {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    status::config::parse_duration(s).ok_or_else(|| "expected a duration such as 90s, 5m or 1h".to_string())
 }
 
 /// Exit code for configuration the service refuses to start with.
@@ -42,6 +81,7 @@ fn main() -> ExitCode {
         }
         Command::Check => check(),
         Command::Serve => serve(),
+        Command::Demo(args) => run_demo(args),
     }
 }
 
@@ -111,6 +151,93 @@ fn serve() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("stopped with an error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn run_demo(args: DemoArgs) -> ExitCode {
+    let level = match args.log_level {
+        DemoLog::Off => None,
+        DemoLog::Error => Some("error"),
+        DemoLog::Warn => Some("warn"),
+        DemoLog::Info => Some("info"),
+        DemoLog::Debug => Some("debug"),
+        DemoLog::Trace => Some("trace"),
+    };
+    if let Some(level) = level {
+        let log = LogConfig {
+            level: level.into(),
+            format: LogFormat::Text,
+            file: None,
+        };
+        if let Err(e) = status::logging::init(&log) {
+            eprintln!("status demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("status demo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = demo::Options {
+        experiments: usize::from(args.experiments),
+        seed: args.seed,
+        listen: args.listen,
+    };
+    runtime.block_on(async move {
+        let mut demo = match Demo::start(options).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("status demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{}", demo.welcome());
+        match args.run_for {
+            Some(d) => println!(
+                "Running for {}; Ctrl-C stops it sooner.\n",
+                humantime::format_duration(d)
+            ),
+            None => println!("Ctrl-C stops it.\n"),
+        }
+        let stop = CancellationToken::new();
+        tokio::spawn(on_signal(stop.clone()));
+        let time_up = async {
+            match args.run_for {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(time_up);
+        let mut log = demo.take_log();
+        while let Some(lines) = log.as_mut() {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = &mut time_up => break,
+                line = lines.recv() => match line {
+                    Some(line) => println!("{line}"),
+                    None => break,
+                },
+            }
+        }
+        println!("stopping…");
+        let stopped = demo.stop().await;
+        // What happened on the way out, such as the last digest.
+        while let Some(line) = log.as_mut().and_then(|l| l.try_recv().ok()) {
+            println!("{line}");
+        }
+        match stopped {
+            Ok(()) => {
+                println!("demo stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("status demo: {e}");
                 ExitCode::FAILURE
             }
         }

@@ -1,12 +1,14 @@
 //! The real `status` binary: configuration errors exit 2 with one line,
-//! `check` never shows a secret, `serve` answers and exits 0 on SIGTERM.
+//! `check` never shows a secret, `serve` answers and exits 0 on SIGTERM,
+//! `demo` needs no configuration, narrates and stops cleanly.
 
 mod support;
 
 use std::process::Output;
+use std::time::Duration;
 
-use support::base_env;
-use support::binary::{status, Served};
+use support::binary::{get, status, wait_until, Served};
+use support::{base_env, DEADLINE};
 
 fn run(env: &[(String, String)], args: &[&str]) -> Output {
     status(env, args).output().expect("the binary runs")
@@ -99,4 +101,84 @@ fn serve_answers_logs_a_summary_and_exits_0_on_sigterm() {
     assert_eq!(exit.code(), Some(0));
     assert!(out.contains("SIGTERM"), "{out}");
     assert!(!out.contains("test-secret"), "a secret reached the log: {out}");
+}
+
+/// `status demo` with `args` and no environment at all.
+fn demo(args: &[&str]) -> Served {
+    Served::spawn(status(&[], &[&["demo"], args].concat()), 0)
+}
+
+/// Without any STATUS_ variable, a short demo shows health changes, an availability
+/// change and a digest (the script breaks a rig at once), then exits 0 by itself.
+#[test]
+fn demo_needs_no_configuration_narrates_and_exits_0_when_its_time_is_up() {
+    let child = demo(&["--experiments", "4", "--for", "20s", "--listen", "127.0.0.1:0"]);
+    let (exit, out, err) = child.wait_exit_within(Duration::from_secs(20) + DEADLINE);
+    assert_eq!(exit.code(), Some(0), "{out}\n{err}");
+
+    let has = |parts: &[&str]| out.lines().any(|l| parts.iter().all(|p| l.contains(p)));
+    assert!(has(&["dashboard", "http://127.0.0.1:"]), "where to look: {out}");
+    assert!(has(&["/api/v1/experiments"]), "{out}");
+    assert!(has(&["] lab ", "never sends"]), "the fault script: {out}");
+    assert!(has(&["] health ", "✖", "unhealthy"]), "a health change: {out}");
+    assert!(has(&["] health ", "✔", "healthy"]), "{out}");
+    assert!(
+        has(&["] booking ", "→ not bookable (status: "]),
+        "an availability change: {out}"
+    );
+    assert!(has(&["] email ", "“Lab status: ", "maintainers@"]), "a digest: {out}");
+    assert!(has(&["demo stopped"]), "{out}");
+    assert!(
+        !out.contains("ERROR") && err.is_empty(),
+        "nothing went wrong, not even at the end: {out}\n{err}"
+    );
+    assert!(!out.contains("eyJ"), "a token was printed");
+}
+
+#[test]
+fn demo_stops_cleanly_on_sigterm() {
+    let mut child = demo(&["--experiments", "2", "--listen", "127.0.0.1:0"]);
+    let port: u16 = wait_until("the dashboard URL", || {
+        child.assert_running("demo");
+        let out = child.stdout();
+        let port = out.split("http://127.0.0.1:").nth(1)?.split('/').next()?;
+        port.parse().ok()
+    });
+    wait_until("the demo's service to answer", || {
+        matches!(get(port, "/healthz"), Some((200, _))).then_some(())
+    });
+    let (code, page) = get(port, "/").expect("the dashboard answers");
+    assert_eq!(code, 200);
+    assert!(page.contains("dashboard.js"), "{page}");
+
+    child.sigterm();
+    let (exit, out, _) = child.wait_exit_within(DEADLINE);
+    assert_eq!(exit.code(), Some(0));
+    assert!(out.contains("demo stopped"));
+}
+
+#[test]
+fn demo_refuses_bad_options_and_documents_them() {
+    for bad in [
+        &["--experiments", "0"][..],
+        &["--experiments", "501"],
+        &["--for", "soon"],
+        &["--listen", "nowhere"],
+    ] {
+        let out = run(&[], &[&["demo"], bad].concat());
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    let help = text(&run(&[], &["demo", "--help"]).stdout);
+    for option in [
+        "--experiments",
+        "--seed",
+        "--for",
+        "--listen",
+        "--log-level",
+        "[default: 12]",
+        "[default: 127.0.0.1:3007]",
+    ] {
+        assert!(help.contains(option), "{option} in: {help}");
+    }
 }

@@ -5,6 +5,9 @@
 const POLL_MS = 2000;
 const open = new Set();
 let latest = [];
+let alertsNow = [];
+// Server time minus browser time, from each answer's Date header: ages are the server's, whatever the browser's clock says.
+let skewMs = 0;
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,12 +22,32 @@ function badge(ok, yes, no) {
   return el("span", "badge " + (ok ? "ok" : "bad"), ok ? "✔ " + yes : "✖ " + no);
 }
 
+function serverNow() {
+  return Date.now() + skewMs;
+}
+
+function span(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 1) return "<1 s";
+  if (s < 90) return s + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  return Math.round(s / 3600) + " h";
+}
+
 function ago(iso) {
   if (!iso) return "never";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  if (s < 90) return s + "s ago";
-  if (s < 5400) return Math.round(s / 60) + "m ago";
-  return Math.round(s / 3600) + "h ago";
+  return span((serverNow() - Date.parse(iso)) / 1000) + " ago";
+}
+
+// A Go duration as the relay sends it ("150ms", "2.9s", "1m30.5s", "1h2m3s"), in seconds; null if unreadable.
+function goSeconds(text) {
+  const units = { h: 3600, m: 60, s: 1, ms: 1e-3, "µs": 1e-6, "μs": 1e-6, us: 1e-6, ns: 1e-9 };
+  const parts = String(text).match(/([0-9.]+)(h|ms|m|s|µs|μs|us|ns)/g);
+  if (!parts) return null;
+  return parts.reduce((sum, p) => {
+    const [, n, unit] = p.match(/([0-9.]+)(.+)/);
+    return sum + Number(n) * units[unit];
+  }, 0);
 }
 
 function shortStream(topic, stub) {
@@ -37,17 +60,30 @@ function bookableBadge(e) {
   return badge(e.available, "Bookable", "Not bookable");
 }
 
+// How long since the stream's last frame, now: its age in the relay's report plus the time since that report.
+function streamDetail(e, topic) {
+  const r = e.stream_reports[topic];
+  if (!r) return e.stream_required[topic] ? "missing" : "gone";
+  const last = goSeconds(r.stats.tx.last);
+  if (last === null) return "never sent";
+  const since = e.last_checked_streams ? (serverNow() - Date.parse(e.last_checked_streams)) / 1000 : 0;
+  return "last frame " + span(last + Math.max(0, since)) + " ago · " + Number(r.stats.tx.fps).toFixed(1) + " fps";
+}
+
 function streamChip(e, topic) {
   const ok = e.stream_ok[topic];
-  const r = e.stream_reports[topic];
-  let detail;
-  if (!r) detail = e.stream_required[topic] ? "missing" : "gone";
-  else if (r.stats.tx.last === "Never") detail = "never sent";
-  else detail = r.stats.tx.last + " · " + Number(r.stats.tx.fps).toFixed(1) + " fps";
-  const req = e.stream_required[topic] ? "" : " (extra)";
-  const chip = el("span", "stream " + (ok ? "ok" : "bad"), (ok ? "✔ " : "✖ ") + shortStream(topic, e.topic_name) + req + ": " + detail);
-  chip.title = topic;
+  const req = e.stream_required[topic] ? "" : " (optional)";
+  const chip = el("span", "stream " + (ok ? "ok" : "bad"),
+    (ok ? "✔ " : "✖ ") + shortStream(topic, e.topic_name) + req + ": " + streamDetail(e, topic));
+  chip.title = topic + (e.stream_required[topic] ? ", required for booking" : ", not required for booking");
   return chip;
+}
+
+// Today's events by time alone; older ones with their date.
+function when(iso) {
+  const t = new Date(iso);
+  const today = new Date(serverNow()).toDateString() === t.toDateString();
+  return today ? t.toLocaleTimeString() : t.toLocaleString();
 }
 
 function renderEvents(container, events) {
@@ -63,7 +99,7 @@ function renderEvents(container, events) {
   for (const ev of events.slice().reverse()) {
     const row = el("tr");
     row.append(
-      el("td", null, new Date(ev.when).toLocaleString()),
+      el("td", null, when(ev.when)),
       el("td", null, ev.healthy ? "✔ healthy" : "✖ unhealthy"),
       el("td", null, ev.jump_ok ? "✔" : "✖"),
       el("td", null, ev.issues.join(", ") || "—"),
@@ -73,7 +109,16 @@ function renderEvents(container, events) {
   container.append(el("p", "muted", "Recent health events, newest first"), table);
 }
 
-async function toggle(item, e) {
+async function loadEvents(box, name) {
+  try {
+    const res = await fetch("/api/v1/experiments/events/" + encodeURIComponent(name), { cache: "no-store" });
+    renderEvents(box, res.ok ? await res.json() : []);
+  } catch (err) {
+    box.textContent = "Could not load events: " + err;
+  }
+}
+
+function toggle(item, e) {
   const name = e.topic_name;
   const existing = item.querySelector(".events");
   if (existing) {
@@ -85,19 +130,18 @@ async function toggle(item, e) {
   open.add(name);
   item.firstChild.setAttribute("aria-expanded", "true");
   const box = el("div", "events", "Loading events…");
+  box.dataset.count = e.health_events;
   item.append(box);
-  try {
-    const res = await fetch("/api/v1/experiments/events/" + encodeURIComponent(name));
-    renderEvents(box, res.ok ? await res.json() : []);
-  } catch (err) {
-    box.textContent = "Could not load events: " + err;
-  }
+  loadEvents(box, name);
 }
 
 function renderExperiment(e) {
   const grace = e.in_startup_grace;
   const item = el("li", "exp" + (grace ? " grace" : e.healthy ? "" : " bad"));
+  // Stable hooks for scripts and tests: name, health and booking state.
   item.dataset.name = e.topic_name;
+  item.dataset.health = grace ? "starting" : e.healthy ? "healthy" : "unhealthy";
+  item.dataset.bookable = e.resource_name === null ? "unmanaged" : e.available === null ? "unknown" : String(e.available);
   const button = el("button");
   button.setAttribute("aria-expanded", "false");
   const name = el("span", "name", e.topic_name);
@@ -106,7 +150,7 @@ function renderExperiment(e) {
   state.append(
     grace ? el("span", "badge info", "… Starting") : badge(e.healthy, "Healthy", "Unhealthy"),
     bookableBadge(e),
-    badge(e.jump_ok, "Jump", "Jump"),
+    badge(e.jump_ok, "Jump connected", "No jump"),
   );
   const streams = el("span", "streams");
   for (const topic of Object.keys(e.stream_ok)) streams.append(streamChip(e, topic));
@@ -127,19 +171,37 @@ function render() {
   const list = $("experiments");
   const keep = new Map();
   for (const li of list.children) if (open.has(li.dataset.name)) keep.set(li.dataset.name, li.querySelector(".events"));
+  // Rows are rebuilt on every poll: give keyboard focus back to the same experiment.
+  const focused = document.activeElement && document.activeElement.closest ? document.activeElement.closest("li.exp") : null;
+  const focusName = focused ? focused.dataset.name : null;
   list.replaceChildren(...shown.map((e) => {
     const item = renderExperiment(e);
     const events = keep.get(e.topic_name);
     if (events) {
       item.append(events);
       item.firstChild.setAttribute("aria-expanded", "true");
+      if (events.dataset.count !== String(e.health_events)) {
+        events.dataset.count = e.health_events;
+        loadEvents(events, e.topic_name);
+      }
     }
     return item;
   }));
+  if (focusName) {
+    const again = [...list.children].find((li) => li.dataset.name === focusName);
+    if (again) again.firstChild.focus({ preventScroll: true });
+  }
   const healthy = latest.filter((e) => e.healthy).length;
   const bookable = latest.filter((e) => e.available === true).length;
-  $("summary").textContent = latest.length + " experiments · " + healthy + " healthy · " +
-    (latest.length - healthy) + " with problems · " + bookable + " bookable";
+  const problems = latest.length - healthy;
+  setText($("summary"), latest.length + " experiments · " + healthy + " healthy · " +
+    problems + " with problems · " + bookable + " bookable");
+  document.title = (problems ? "(" + problems + ") " : "") + "Lab status";
+}
+
+// Changes text only when it differs, so live regions announce changes, not every poll.
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function renderFeeds(feeds) {
@@ -147,23 +209,38 @@ function renderFeeds(feeds) {
   list.replaceChildren();
   if (!feeds) return;
   for (const [name, f] of Object.entries(feeds)) {
-    const ok = f.connected;
-    const li = el("li", null, (ok ? "✔ " : "✖ ") + name + (ok ? " connected" : " disconnected") +
-      " · last frame " + ago(f.last_frame_at));
-    li.className = ok ? "badge ok" : "badge bad";
+    const silent = alertsNow.some((a) => a.kind === name + "_silent");
+    const ok = f.connected && !silent;
+    const state = !f.connected ? " disconnected" : silent ? " silent" : " connected";
+    let text = (ok ? "✔ " : "✖ ") + name + state + " · last frame " + ago(f.last_frame_at);
+    if (f.reconnections) text += " · " + f.reconnections + " reconnection" + (f.reconnections === 1 ? "" : "s");
+    const li = el("li", ok ? "badge ok" : "badge bad", text);
+    li.dataset.feed = name;
+    li.dataset.state = state.trim();
+    if (f.last_error) li.title = "Last error " + ago(f.last_error_at) + ": " + f.last_error;
     list.append(li);
   }
 }
 
 function renderAlerts(alerts) {
+  alertsNow = alerts;
   const box = $("alerts");
-  box.replaceChildren(...alerts.map((a) => el("p", null, "⚠ " + a.message + " (since " + ago(a.since) + ")")));
+  // Rebuilt only when the alerts change, and with fixed times: role="alert" announces every change.
+  const key = JSON.stringify(alerts.map((a) => [a.kind, a.since, a.message]));
+  if (box.dataset.key !== key) {
+    box.dataset.key = key;
+    box.replaceChildren(...alerts.map((a) =>
+      el("p", null, "⚠ " + a.message + " (since " + new Date(a.since).toLocaleTimeString() + ")")));
+  }
   box.hidden = alerts.length === 0;
 }
 
 async function getJson(path) {
   const res = await fetch(path, { cache: "no-store" });
   if (!res.ok) throw new Error(path + " answered " + res.status);
+  const date = Date.parse(res.headers.get("date"));
+  // The header has whole seconds: add half of one to centre the estimate.
+  if (!Number.isNaN(date)) skewMs = date + 500 - Date.now();
   return res.json();
 }
 
@@ -175,17 +252,33 @@ async function poll() {
       getJson("/api/v1/feeds").catch(() => null),
     ]);
     latest = experiments;
-    render();
     renderAlerts(alerts);
+    render();
     renderFeeds(feeds);
+    openLinked();
     $("error").hidden = true;
-    $("updated").textContent = "Updated " + new Date().toLocaleTimeString();
+    $("updated").textContent = "Updated " + new Date(serverNow()).toLocaleTimeString();
   } catch (err) {
     $("error").textContent = "Cannot reach the status service: " + err.message + ". Retrying…";
     $("error").hidden = false;
   } finally {
     setTimeout(poll, POLL_MS);
   }
+}
+
+// `/#pend00` opens that experiment's events once, so a link can point at one rig.
+let linked = "";
+try {
+  linked = decodeURIComponent(location.hash.slice(1));
+} catch (err) {
+  // A malformed link opens nothing.
+}
+function openLinked() {
+  if (!linked) return;
+  const item = [...$("experiments").children].find((li) => li.dataset.name === linked);
+  const e = latest.find((x) => x.topic_name === linked);
+  if (item && e && !open.has(linked)) toggle(item, e);
+  linked = "";
 }
 
 $("filter").addEventListener("input", render);

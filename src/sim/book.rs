@@ -6,7 +6,7 @@
 //! [`BookControl`] to misbehave: answer 500, hang, or refuse with 401. It
 //! never listens beyond loopback and never logs a token.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -69,7 +69,11 @@ impl Recorded {
 struct Ledger {
     manifest: Map<String, Value>,
     held: BTreeMap<String, Holding>,
-    requests: Vec<Recorded>,
+    requests: VecDeque<Recorded>,
+    /// Absolute index of `requests[0]`: earlier ones were let go (see [`BookControl::keep_requests`]).
+    first_request: usize,
+    /// Requests remembered at most; `None` keeps them all.
+    keep: Option<usize>,
     fail_next: usize,
     hang_next: usize,
     hang_for: Duration,
@@ -224,19 +228,40 @@ impl BookControl {
         self.state().refuse = on;
     }
 
-    /// Every request so far, in arrival order.
+    /// Every request remembered, in arrival order: all of them unless [`Self::keep_requests`] was called.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.state().requests.clone()
+        self.state().requests.iter().cloned().collect()
+    }
+
+    /// Remembers only the latest `n` requests, so a long run (the demo) does not grow without bound.
+    pub fn keep_requests(&self, n: usize) {
+        let mut s = self.state();
+        s.keep = Some(n);
+        s.forget_old();
+    }
+
+    /// The requests from absolute index `from` on, and the absolute index of the first one returned
+    /// (later than `from` when older ones were let go): a reader's cursor over the request log.
+    pub fn requests_from(&self, from: usize) -> (usize, Vec<Recorded>) {
+        let s = self.state();
+        let start = from.max(s.first_request);
+        let skip = start - s.first_request;
+        (start, s.requests.iter().skip(skip).cloned().collect())
     }
 
     fn record(&self, r: Recorded) -> usize {
         let mut s = self.state();
-        s.requests.push(r);
-        s.requests.len() - 1
+        s.requests.push_back(r);
+        s.forget_old();
+        s.first_request + s.requests.len() - 1
     }
 
     fn answered(&self, i: usize, status: StatusCode) {
-        if let Some(r) = self.state().requests.get_mut(i) {
+        let mut s = self.state();
+        let Some(at) = i.checked_sub(s.first_request) else {
+            return;
+        };
+        if let Some(r) = s.requests.get_mut(at) {
             r.status = Some(status.as_u16());
         }
     }
@@ -276,6 +301,16 @@ impl BookControl {
             Fault::Hang(s.hang_for)
         } else {
             Fault::None
+        }
+    }
+}
+
+impl Ledger {
+    fn forget_old(&mut self) {
+        let keep = self.keep.unwrap_or(usize::MAX);
+        while self.requests.len() > keep {
+            self.requests.pop_front();
+            self.first_request += 1;
         }
     }
 }

@@ -144,6 +144,12 @@ impl SmtpSink {
         self.shared.state().messages.clone()
     }
 
+    /// Takes the messages accepted since the last call (or since the start), oldest first,
+    /// so a long-running reader (the demo) does not keep them all.
+    pub fn take_messages(&self) -> Vec<Received> {
+        std::mem::take(&mut self.shared.state().messages)
+    }
+
     /// Connections accepted so far, failed ones included.
     pub fn connections(&self) -> usize {
         self.shared.state().connections
@@ -552,6 +558,27 @@ mod tests {
         assert_eq!(m.header("subject").as_deref(), Some("hi"));
         assert_eq!(m.body(), ".leading dot\nplain\n");
         assert_eq!(m.user, None);
+    }
+
+    #[tokio::test]
+    async fn taken_messages_are_handed_over_once() {
+        let sink = SmtpSink::start().await.unwrap();
+        let (mut c, _) = Client::connect(&sink).await;
+        c.send("HELO me").await;
+        c.send("MAIL FROM:<a@example.org>").await;
+        c.send("RCPT TO:<b@example.org>").await;
+        c.send("DATA").await;
+        c.0.get_mut()
+            .write_all(b"Subject: one\r\n\r\nbody\r\n.\r\n")
+            .await
+            .unwrap();
+        assert!(c.reply().await.starts_with("250"));
+
+        let taken = sink.take_messages();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].header("Subject").as_deref(), Some("one"));
+        assert!(sink.take_messages().is_empty(), "handed over once");
+        assert!(sink.messages().is_empty(), "not kept");
     }
 
     #[tokio::test]

@@ -463,3 +463,30 @@ async fn the_simulator_checks_tokens_as_the_booking_system_does() {
     assert_eq!(status(Some(expired)).await, 401, "an expired token");
     assert_eq!(sim.control().requests().len(), 7, "every request is recorded");
 }
+
+#[tokio::test]
+async fn a_bounded_request_log_is_read_with_a_cursor() {
+    let sim = SimBook::start(rig::SECRET, "").await.expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    sim.control().keep_requests(3);
+    let peer = Peer {
+        scheme: Scheme::Http,
+        host: sim.host(),
+        basepath: String::new(),
+        secret: rig::SECRET.to_string().into(),
+    };
+    let client = BookClient::new(peer, Duration::from_secs(5)).expect("client");
+    client.manifest().await.expect("manifest");
+    for _ in 0..4 {
+        client.read("r-pend00").await.expect("read");
+    }
+
+    let kept = sim.control().requests();
+    assert_eq!(kept.len(), 3, "only the latest are kept");
+    assert!(kept.iter().all(|r| r.is("GET", "r-pend00") && r.status == Some(200)));
+    let (first, all) = sim.control().requests_from(0);
+    assert_eq!((first, all.len()), (2, 3), "the cursor skips what was let go");
+    let (first, rest) = sim.control().requests_from(4);
+    assert_eq!((first, rest.len()), (4, 1));
+    assert_eq!(sim.control().requests_from(5).1.len(), 0, "nothing new yet");
+}

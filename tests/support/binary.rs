@@ -65,7 +65,7 @@ pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// `status serve` on a free loopback port, its stdout and stderr collected.
+/// A running `status` command (usually `serve` on a free loopback port), its stdout and stderr collected.
 pub struct Served {
     pub port: u16,
     child: Reaper,
@@ -80,7 +80,12 @@ impl Served {
         let port = dead_port();
         let mut env = env.to_vec();
         env.push(("STATUS_PORT_SERVE".into(), port.to_string()));
-        let mut child = status(&env, &["serve"])
+        Self::spawn(status(&env, &["serve"]), port)
+    }
+
+    /// Starts any `status` command; `port` is where it serves, when known in advance.
+    pub fn spawn(mut cmd: Command, port: u16) -> Served {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -128,14 +133,45 @@ impl Served {
         assert!(killed.success());
     }
 
+    /// Everything written to stdout so far.
+    pub fn stdout(&self) -> String {
+        joined(&self.stdout)
+    }
+
+    /// Panics if the process has exited.
+    pub fn assert_running(&mut self, what: &str) {
+        let exited = self.child.0.try_wait().expect("wait");
+        assert!(
+            exited.is_none(),
+            "{what}: exited early with {exited:?}\n{}",
+            self.stdout()
+        );
+    }
+
     /// Waits for the process to exit; returns how, and everything it wrote (stdout, then stderr).
-    pub fn wait_exit(mut self) -> (ExitStatus, String) {
+    pub fn wait_exit(self) -> (ExitStatus, String) {
+        let (exit, out, err) = self.wait_exit_within(DEADLINE);
+        (exit, out + "\n" + &err)
+    }
+
+    /// Waits at most `limit` for the process to exit; returns how, its stdout and its stderr.
+    pub fn wait_exit_within(mut self, limit: Duration) -> (ExitStatus, String, String) {
         let child = &mut self.child.0;
-        let exit = wait_until("serve to exit", || child.try_wait().expect("wait"));
+        let deadline = Instant::now() + limit;
+        let exit = loop {
+            if let Some(exit) = child.try_wait().expect("wait") {
+                break exit;
+            }
+            assert!(Instant::now() < deadline, "the process did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(25));
+        };
         for reader in self.readers.drain(..) {
             reader.join().expect("reader finished");
         }
-        let text = |lines: &Lines| lines.lock().unwrap_or_else(PoisonError::into_inner).join("\n");
-        (exit, text(&self.stdout) + "\n" + &text(&self.stderr))
+        (exit, joined(&self.stdout), joined(&self.stderr))
     }
+}
+
+fn joined(lines: &Lines) -> String {
+    lines.lock().unwrap_or_else(PoisonError::into_inner).join("\n")
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use status::demo::Demo;
 use status::mail::MailStats;
 use status::tracker::{Input, Snapshot};
 use status::{Config, Service};
@@ -160,4 +161,18 @@ where
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// `GET url` as a JSON array; `None` while it does not answer with one.
+pub async fn json_array(url: &str) -> Option<Vec<serde_json::Value>> {
+    let body: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    body.as_array().cloned()
+}
+
+/// Stops a demo and checks it stops cleanly in time.
+pub async fn stop_demo(demo: Demo) {
+    tokio::time::timeout(DEADLINE, demo.stop())
+        .await
+        .expect("the demo stops in time")
+        .expect("the demo stops cleanly");
 }
