@@ -1,0 +1,150 @@
+//! Readers: many REST clients at once against a large fleet.
+//!
+//! `CLIENTS` clients, each with its own connection, ask in a closed loop
+//! (next request when the last answer is fully read) for the experiment list
+//! and then for one experiment's events, for a bounded time and count.
+//! Meanwhile a relay frame of the whole fleet arrives every 5 s, as from the
+//! real relay, so snapshots are rebuilt and the list re-serialised while the
+//! readers read.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use status::sim::fleet::Fleet;
+use status::tracker::Input;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::memory::Loaded;
+use crate::rig::{ms, timed_get, Latencies, Row};
+
+const SECTION: &str = "4 readers";
+pub const CLIENTS: usize = 50;
+/// Each phase runs this long, and each client asks at most `MAX_PER_CLIENT` times.
+const PHASE: Duration = Duration::from_secs(15);
+const MAX_PER_CLIENT: usize = 100_000;
+/// The relay's own period.
+const RELAY_EVERY: Duration = Duration::from_secs(5);
+pub const TARGET_LIST_P99: Duration = Duration::from_millis(20);
+pub const TARGET_EVENTS_P99: Duration = Duration::from_millis(2);
+
+/// What one phase measured.
+struct Phase {
+    total: Latencies,
+    first_byte: Latencies,
+    requests: usize,
+    bytes: usize,
+    took: Duration,
+}
+
+impl Phase {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.took.as_secs_f64()
+    }
+}
+
+pub async fn run(loaded: &Loaded) -> anyhow::Result<Vec<Row>> {
+    let stop = CancellationToken::new();
+    let relay = tokio::spawn(relay_frames(loaded.fleet, loaded.served.inputs.clone(), stop.clone()));
+    let list_url = loaded.served.url("/api/v1/experiments");
+    let list = phase(|_| list_url.clone()).await;
+    let events = phase(|i| {
+        let e = (i * 7919) % loaded.fleet.experiments;
+        loaded
+            .served
+            .url(&format!("/api/v1/experiments/events/{}", Fleet::topic(e)))
+    })
+    .await;
+    stop.cancel();
+    let frames = relay.await.context("the relay task panicked")?;
+    let (list, events) = (list?, events?);
+    let size = format!(
+        "{} experiments, {CLIENTS} clients, {:.1} MiB per answer",
+        loaded.fleet.experiments,
+        list.bytes as f64 / list.requests.max(1) as f64 / (1024.0 * 1024.0)
+    );
+    Ok(vec![
+        Row::target(
+            SECTION,
+            format!("GET /api/v1/experiments, {size}"),
+            format!(
+                "{:.1} req/s; {}; first byte p99 {}",
+                list.per_second(),
+                list.total.describe(),
+                ms(list.first_byte.pct(99.0))
+            ),
+            format!("p99 < {}", ms(TARGET_LIST_P99)),
+            list.total.pct(99.0) < TARGET_LIST_P99,
+        ),
+        Row::target(
+            SECTION,
+            format!("GET /api/v1/experiments/events/{{name}}, {CLIENTS} clients, {} events", crate::memory::EVENTS),
+            format!("{:.0} req/s; {}", events.per_second(), events.total.describe()),
+            format!("p99 < {}", ms(TARGET_EVENTS_P99)),
+            events.total.pct(99.0) < TARGET_EVENTS_P99,
+        ),
+        Row::info(
+            SECTION,
+            "setup",
+            format!(
+                "{:.0} s per endpoint; a relay frame of the whole fleet every {RELAY_EVERY:?} meanwhile ({frames} frames)",
+                PHASE.as_secs_f64()
+            ),
+        ),
+    ])
+}
+
+/// [`CLIENTS`] clients asking for `url(i)` on their `i`-th request, for [`PHASE`].
+async fn phase(url: impl Fn(usize) -> String) -> anyhow::Result<Phase> {
+    let started = Instant::now();
+    let until = started + PHASE;
+    let mut clients = JoinSet::new();
+    for c in 0..CLIENTS {
+        let urls: Vec<String> = (0..64).map(|i| url(c * 64 + i)).collect();
+        clients.spawn(async move {
+            let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+            let mut done = Vec::new();
+            for i in 0..MAX_PER_CLIENT {
+                if Instant::now() >= until {
+                    break;
+                }
+                done.push(timed_get(&http, &urls[i % urls.len()]).await?);
+            }
+            anyhow::Ok(done)
+        });
+    }
+    let (mut total, mut first_byte, mut bytes) = (Vec::new(), Vec::new(), 0);
+    while let Some(client) = clients.join_next().await {
+        for t in client.context("a client panicked")?? {
+            total.push(t.total);
+            first_byte.push(t.first_byte);
+            bytes += t.bytes;
+        }
+    }
+    Ok(Phase {
+        requests: total.len(),
+        total: Latencies::new(total),
+        first_byte: Latencies::new(first_byte),
+        bytes,
+        took: started.elapsed(),
+    })
+}
+
+/// Sends the healthy fleet's relay snapshot every [`RELAY_EVERY`] until `stop`; returns how many.
+async fn relay_frames(fleet: Fleet, inputs: tokio::sync::mpsc::Sender<Input>, stop: CancellationToken) -> usize {
+    let mut tick = tokio::time::interval(RELAY_EVERY);
+    let mut sent = 0;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return sent,
+            _ = tick.tick() => {}
+        }
+        let Ok(frame) = tokio::task::spawn_blocking(move || fleet.relay(|_, _| false)).await else {
+            return sent;
+        };
+        if inputs.send(Input::Relay(frame)).await.is_err() {
+            return sent;
+        }
+        sent += 1;
+    }
+}
