@@ -11,7 +11,9 @@
 //!   with full event rings. The ingest comparison is `cargo bench --bench ingest`.
 //!
 //! Every loop is bounded in count and time; only 127.0.0.1 is dialled. Set
-//! `LOAD_LOG=status=warn` to see the service's log on stderr.
+//! `LOAD_LOG=status=warn` to see the service's log on stderr, and
+//! `LOAD_EXPERIMENTS` to change the readers' and memory fleet (e.g. a small
+//! one under a profiler).
 
 mod action;
 mod isolation;
@@ -27,8 +29,8 @@ use rig::{print_table, Row};
 
 /// Trials of the evidence-to-action and isolation measurements (each way).
 const TRIALS: usize = 200;
-/// The readers' and memory fleet: 10k experiments, 30k streams.
-const LARGE: Fleet = Fleet { experiments: 10_000 };
+/// The readers' and memory fleet unless `LOAD_EXPERIMENTS` says otherwise: 10k experiments, 30k streams.
+const LARGE: usize = 10_000;
 
 const SECTIONS: [&str; 4] = ["action", "isolation", "readers", "memory"];
 
@@ -55,6 +57,14 @@ fn main() -> ExitCode {
         }
     };
     let wants = |s: &str| asked.iter().any(|a| a == s);
+    let large = match std::env::var("LOAD_EXPERIMENTS").map(|n| n.parse::<usize>()) {
+        Err(_) => Fleet { experiments: LARGE },
+        Ok(Ok(n)) if n > 0 => Fleet { experiments: n },
+        Ok(_) => {
+            eprintln!("LOAD_EXPERIMENTS must be a positive number");
+            return ExitCode::from(2);
+        }
+    };
     let (mut rows, failed) = runtime.block_on(async {
         let mut rows = Vec::new();
         let mut failed = false;
@@ -67,8 +77,8 @@ fn main() -> ExitCode {
         };
         // Memory first, in a process that has not yet allocated for anything else.
         if wants("memory") || wants("readers") {
-            eprintln!("loading {} experiments with full event rings…", LARGE.experiments);
-            match memory::Loaded::start(LARGE).await {
+            eprintln!("loading {} experiments with full event rings…", large.experiments);
+            match memory::Loaded::start(large).await {
                 Ok(loaded) => {
                     if wants("memory") {
                         record("memory", loaded.measure().await);

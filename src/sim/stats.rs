@@ -422,12 +422,12 @@ async fn serve(sim: &Shared, mut ws: WebSocketStream<TcpStream>, shutdown: Cance
                     break;
                 }
                 let Some((message, version)) = sim.next_message() else { continue };
-                let at = std::time::Instant::now();
+                // Marked before sending: the frame may be read and acted on before `send` returns.
+                if let Some(version) = version {
+                    sim.sent(version, std::time::Instant::now());
+                }
                 if ws.send(message).await.is_err() {
                     break;
-                }
-                if let Some(version) = version {
-                    sim.sent(version, at);
                 }
             }
         }

@@ -12,6 +12,15 @@ use chrono::{DateTime, Utc};
 use super::health::{Health, HealthEvent, JUMP_SILENT, MISSING_JUMP, MISSING_REQUIRED, RELAY_SILENT, UNHEALTHY};
 use crate::report::Report;
 
+/// `new`, or `old` when it holds the same: equal judgements share one allocation.
+fn share<T: PartialEq>(new: T, old: &Arc<T>) -> Arc<T> {
+    if **old == new {
+        old.clone()
+    } else {
+        Arc::new(new)
+    }
+}
+
 /// A stream present in the latest relay snapshot.
 #[derive(Debug, Clone)]
 pub struct Stream {
@@ -127,18 +136,32 @@ impl Experiment {
         Health {
             healthy: jump_ok && streams_ok,
             jump_ok,
-            stream_ok,
-            issues,
+            stream_ok: share(stream_ok, &self.health.stream_ok),
+            issues: share(issues, &self.health.issues),
             bookable,
         }
     }
 
-    /// Appends to the bounded ring, dropping the oldest.
-    pub fn record(&mut self, event: HealthEvent, keep: usize) {
-        let events = Arc::make_mut(&mut self.events);
-        while events.len() >= keep {
-            events.pop_front();
+    /// Appends to the bounded ring, dropping the oldest. The stream map and
+    /// issue list are shared with an earlier event that has the same, so a
+    /// flapping experiment keeps each of its few states once, not once per event.
+    pub fn record(&mut self, mut event: HealthEvent, keep: usize) {
+        if let Some(same) = self.events.iter().rev().find(|e| e.stream_ok == event.stream_ok) {
+            event.stream_ok = same.stream_ok.clone();
         }
+        if let Some(same) = self.events.iter().rev().find(|e| e.issues == event.issues) {
+            event.issues = same.issues.clone();
+        }
+        let gone = (self.events.len() + 1).saturating_sub(keep);
+        if let Some(events) = Arc::get_mut(&mut self.events) {
+            events.drain(..gone);
+            events.push_back(event);
+            return;
+        }
+        // Shared with a published snapshot: copy what stays, at its final size.
+        let mut events = VecDeque::with_capacity(self.events.len() + 1 - gone);
+        events.extend(self.events.iter().skip(gone).cloned());
         events.push_back(event);
+        self.events = Arc::new(events);
     }
 }

@@ -21,7 +21,7 @@ pub struct ExperimentView {
     pub available: Option<bool>,
     pub healthy: bool,
     pub jump_ok: bool,
-    pub stream_ok: BTreeMap<String, bool>,
+    pub stream_ok: Arc<BTreeMap<String, bool>>,
     pub stream_required: BTreeMap<String, bool>,
     pub stream_reports: BTreeMap<String, Arc<Report>>,
     pub jump_report: Option<Arc<Report>>,
@@ -31,7 +31,7 @@ pub struct ExperimentView {
     pub last_checked_streams: Option<DateTime<Utc>>,
     pub last_found_in_manifest: Option<DateTime<Utc>>,
     /// Current issues, in the words of the health events.
-    pub issues: Vec<String>,
+    pub issues: Arc<Vec<String>>,
     /// The availability health asks for (required streams healthy).
     pub bookable: bool,
     /// Still inside the startup grace: nothing is recorded or changed yet.
