@@ -1,8 +1,9 @@
 //! Readers: many REST clients at once against a large fleet.
 //!
-//! `CLIENTS` clients, each with its own connection, ask in a closed loop
+//! [`CLIENTS`] clients, each with its own connection, ask in a closed loop
 //! (next request when the last answer is fully read) for the experiment list
-//! and then for one experiment's events, for a bounded time and count.
+//! and then for one experiment's events, for a bounded time and count; then
+//! a single client does the same, for the latency of one request alone.
 //! Meanwhile a relay frame of the whole fleet arrives every 5 s, as from the
 //! real relay, so snapshots are rebuilt and the list re-serialised while the
 //! readers read.
@@ -22,6 +23,7 @@ const SECTION: &str = "4 readers";
 pub const CLIENTS: usize = 50;
 /// Each phase runs this long, and each client asks at most `MAX_PER_CLIENT` times.
 const PHASE: Duration = Duration::from_secs(15);
+const PHASE_ALONE: Duration = Duration::from_secs(5);
 const MAX_PER_CLIENT: usize = 100_000;
 /// The relay's own period.
 const RELAY_EVERY: Duration = Duration::from_secs(5);
@@ -47,61 +49,70 @@ pub async fn run(loaded: &Loaded) -> anyhow::Result<Vec<Row>> {
     let stop = CancellationToken::new();
     let relay = tokio::spawn(relay_frames(loaded.fleet, loaded.served.inputs.clone(), stop.clone()));
     let list_url = loaded.served.url("/api/v1/experiments");
-    let list = phase(|_| list_url.clone()).await;
-    let events = phase(|i| {
+    let events_url = |i: usize| {
         let e = (i * 7919) % loaded.fleet.experiments;
         loaded
             .served
             .url(&format!("/api/v1/experiments/events/{}", Fleet::topic(e)))
-    })
-    .await;
+    };
+    let mut measured = Vec::new();
+    for (clients, within) in [(CLIENTS, PHASE), (1, PHASE_ALONE)] {
+        let list = phase(clients, within, |_| list_url.clone()).await;
+        let events = phase(clients, within, events_url).await;
+        measured.push((clients, list, events));
+    }
     stop.cancel();
     let frames = relay.await.context("the relay task panicked")?;
-    let (list, events) = (list?, events?);
-    let size = format!(
-        "{} experiments, {CLIENTS} clients, {:.1} MiB per answer",
-        loaded.fleet.experiments,
-        list.bytes as f64 / list.requests.max(1) as f64 / (1024.0 * 1024.0)
-    );
-    Ok(vec![
-        Row::target(
-            SECTION,
-            format!("GET /api/v1/experiments, {size}"),
-            format!(
-                "{:.1} req/s; {}; first byte p99 {}",
-                list.per_second(),
-                list.total.describe(),
-                ms(list.first_byte.pct(99.0))
-            ),
-            format!("p99 < {}", ms(TARGET_LIST_P99)),
-            list.total.pct(99.0) < TARGET_LIST_P99,
+    let mut rows = Vec::new();
+    for (clients, list, events) in measured {
+        let (list, events) = (list?, events?);
+        let mib = list.bytes as f64 / list.requests.max(1) as f64 / (1024.0 * 1024.0);
+        let experiments = loaded.fleet.experiments;
+        let list_what =
+            format!("GET /api/v1/experiments, {experiments} experiments ({mib:.1} MiB), {clients} client(s)");
+        let events_what = format!(
+            "GET /api/v1/experiments/events/{{name}}, {} events, {clients} client(s)",
+            crate::memory::EVENTS
+        );
+        rows.push(row(list_what, &list, TARGET_LIST_P99));
+        rows.push(row(events_what, &events, TARGET_EVENTS_P99));
+    }
+    rows.push(Row::info(
+        SECTION,
+        "setup",
+        format!(
+            "{:.0} s per endpoint with {CLIENTS} clients, {:.0} s with one; a relay frame of the whole fleet every {RELAY_EVERY:?} meanwhile ({frames} frames)",
+            PHASE.as_secs_f64(),
+            PHASE_ALONE.as_secs_f64()
         ),
-        Row::target(
-            SECTION,
-            format!("GET /api/v1/experiments/events/{{name}}, {CLIENTS} clients, {} events", crate::memory::EVENTS),
-            format!("{:.0} req/s; {}", events.per_second(), events.total.describe()),
-            format!("p99 < {}", ms(TARGET_EVENTS_P99)),
-            events.total.pct(99.0) < TARGET_EVENTS_P99,
-        ),
-        Row::info(
-            SECTION,
-            "setup",
-            format!(
-                "{:.0} s per endpoint; a relay frame of the whole fleet every {RELAY_EVERY:?} meanwhile ({frames} frames)",
-                PHASE.as_secs_f64()
-            ),
-        ),
-    ])
+    ));
+    Ok(rows)
 }
 
-/// [`CLIENTS`] clients asking for `url(i)` on their `i`-th request, for [`PHASE`].
-async fn phase(url: impl Fn(usize) -> String) -> anyhow::Result<Phase> {
+fn row(what: String, p: &Phase, target: Duration) -> Row {
+    let value = format!(
+        "{:.0} req/s; {}; first byte p99 {}",
+        p.per_second(),
+        p.total.describe(),
+        ms(p.first_byte.pct(99.0))
+    );
+    Row::target(
+        SECTION,
+        what,
+        value,
+        format!("p99 < {}", ms(target)),
+        p.total.pct(99.0) < target,
+    )
+}
+
+/// `clients` clients asking for `url(i)` on their `i`-th request, for `within`.
+async fn phase(clients: usize, within: Duration, url: impl Fn(usize) -> String) -> anyhow::Result<Phase> {
     let started = Instant::now();
-    let until = started + PHASE;
-    let mut clients = JoinSet::new();
-    for c in 0..CLIENTS {
+    let until = started + within;
+    let mut running = JoinSet::new();
+    for c in 0..clients {
         let urls: Vec<String> = (0..64).map(|i| url(c * 64 + i)).collect();
-        clients.spawn(async move {
+        running.spawn(async move {
             let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
             let mut done = Vec::new();
             for i in 0..MAX_PER_CLIENT {
@@ -114,7 +125,7 @@ async fn phase(url: impl Fn(usize) -> String) -> anyhow::Result<Phase> {
         });
     }
     let (mut total, mut first_byte, mut bytes) = (Vec::new(), Vec::new(), 0);
-    while let Some(client) = clients.join_next().await {
+    while let Some(client) = running.join_next().await {
         for t in client.context("a client panicked")?? {
             total.push(t.total);
             first_byte.push(t.first_byte);
