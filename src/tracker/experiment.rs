@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::health::{Health, HealthEvent, JUMP_SILENT, MISSING_JUMP, MISSING_REQUIRED, RELAY_SILENT, UNHEALTHY};
+use super::Topic;
 use crate::report::Report;
 
 /// `new`, or `old` when it holds the same: equal judgements share one allocation.
@@ -28,6 +29,8 @@ pub struct Stream {
     pub report: Arc<Report>,
     /// Its last transmission was recent enough at the snapshot's time.
     pub active: bool,
+    /// The relay snapshot (tracker generation) that last reported it.
+    pub seen: u64,
 }
 
 /// What the booking system holds, and what we asked it to hold.
@@ -58,9 +61,9 @@ pub struct Experiment {
     pub last_checked_jump: Option<DateTime<Utc>>,
     pub last_checked_streams: Option<DateTime<Utc>>,
     /// Full stream topics the manifest requires.
-    pub required: BTreeSet<String>,
+    pub required: BTreeSet<Topic>,
     /// Streams in the latest relay snapshot, by full topic.
-    pub streams: BTreeMap<String, Stream>,
+    pub streams: BTreeMap<Topic, Stream>,
     /// The jump connection in the latest jump snapshot.
     pub jump: Option<Arc<Report>>,
     /// The latest judgement (also during the startup grace).

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::Topic;
+
 /// The result of judging one experiment now.
 ///
 /// The map and the list are shared (with the previous judgement when they are
@@ -19,7 +21,7 @@ pub struct Health {
     pub healthy: bool,
     pub jump_ok: bool,
     /// Keyed by full stream topic: required streams and every present stream.
-    pub stream_ok: Arc<BTreeMap<String, bool>>,
+    pub stream_ok: Arc<BTreeMap<Topic, bool>>,
     /// Human-readable reasons, sorted: jump first, then missing, then unhealthy streams.
     pub issues: Arc<Vec<String>>,
     /// Every required stream is healthy: what availability should be.
@@ -49,7 +51,7 @@ pub struct HealthEvent {
     pub when: DateTime<Utc>,
     pub healthy: bool,
     pub jump_ok: bool,
-    pub stream_ok: Arc<BTreeMap<String, bool>>,
+    pub stream_ok: Arc<BTreeMap<Topic, bool>>,
     pub issues: Arc<Vec<String>>,
 }
 

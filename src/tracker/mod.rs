@@ -26,6 +26,9 @@ pub use experiment::Experiment;
 pub use health::{Health, HealthEvent};
 pub use view::{ExperimentView, Snapshot};
 
+/// A full stream topic (`pend00-st-data`), shared by every map that names the stream.
+pub type Topic = Arc<str>;
+
 use crate::config::HealthConfig;
 use crate::report::{stream_stub, Report};
 use experiment::{FeedsFresh, Stream};
@@ -233,30 +236,33 @@ impl Tracker {
             let exp = &mut self.experiments[i];
             if self.stamps[i] != self.generation {
                 self.stamps[i] = self.generation;
-                exp.streams.clear();
                 exp.last_checked_streams = Some(now);
                 present.push(i);
             }
             let active = r.stats.tx.last.0.is_some_and(|d| d <= self.cfg.last_active);
-            match exp.streams.get_mut(&r.topic) {
-                Some(s) if s.active || !active => {}
+            let seen = self.generation;
+            // Updated in place, not rebuilt: a frame mostly names the streams the last one did.
+            match exp.streams.get_mut(r.topic.as_str()) {
+                // Several connections on one topic in this snapshot: keep the healthiest.
+                Some(s) if s.seen == seen && (s.active || !active) => {}
                 Some(s) => {
                     *s = Stream {
                         report: Arc::new(r),
                         active,
+                        seen,
                     }
                 }
                 None => {
-                    let topic = r.topic.clone();
-                    exp.streams.insert(
-                        topic,
-                        Stream {
-                            report: Arc::new(r),
-                            active,
-                        },
-                    );
+                    let topic = Topic::from(r.topic.as_str());
+                    let report = Arc::new(r);
+                    exp.streams.insert(topic, Stream { report, active, seen });
                 }
             }
+        }
+        // A stream absent from this snapshot is gone.
+        for &i in &present {
+            let seen = self.generation;
+            self.experiments[i].streams.retain(|_, s| s.seen == seen);
         }
         let mut touched = std::mem::replace(&mut self.relay.present, present.clone());
         for &i in &touched {
@@ -308,7 +314,7 @@ impl Tracker {
                 exp.availability = Default::default();
             }
             exp.resource = Some(res.name.clone());
-            exp.required = res.required.into_iter().collect();
+            exp.required = res.required.into_iter().map(Topic::from).collect();
             exp.last_found_in_manifest = Some(now);
             by_resource.insert(res.name, i);
             touched.push(i);

@@ -286,6 +286,20 @@ fn any_healthy_expt_connection_on_a_topic_is_enough_and_viewers_are_ignored() {
 }
 
 #[test]
+fn a_healthy_connection_in_the_last_snapshot_does_not_stand_for_a_stalled_one_now() {
+    let mut lab = Lab::new(&["pend00"]);
+    assert!(lab.both_at(70, healthy_relay(&["pend00"])).is_empty());
+    assert!(lab.exp("pend00").streams["pend00-st-data"].active);
+    let relay = vec![
+        stream("pend00-st-data", Some(50.0)),
+        stream("pend00-st-video", Some(0.1)),
+    ];
+    let e = lab.both_at(75, relay);
+    assert_eq!(*news(&e)[0].event.issues, ["unhealthy pend00-st-data"]);
+    assert!(!lab.exp("pend00").streams["pend00-st-data"].active);
+}
+
+#[test]
 fn topics_without_st_are_ignored() {
     let mut lab = Lab::new(&["pend00"]);
     let mut relay = healthy_relay(&["pend00"]);
@@ -536,6 +550,27 @@ fn the_event_ring_is_bounded() {
     assert_eq!(exp.events.len(), 5);
     assert_eq!(exp.events.back().unwrap().when, t(79));
     assert!(exp.events.back().unwrap().healthy);
+}
+
+#[test]
+fn a_flapping_experiment_keeps_each_state_once_not_once_per_event() {
+    let mut lab = Lab::new(&["pend00"]);
+    for k in 0..4u64 {
+        let data = if k % 2 == 0 { 50.0 } else { 0.1 };
+        lab.both_at(
+            70 + 5 * k,
+            vec![
+                stream("pend00-st-data", Some(data)),
+                stream("pend00-st-video", Some(0.1)),
+            ],
+        );
+    }
+    let events = &lab.exp("pend00").events;
+    assert_eq!(events.len(), 5);
+    assert!(!events[1].healthy && !events[3].healthy);
+    assert!(Arc::ptr_eq(&events[1].stream_ok, &events[3].stream_ok));
+    assert!(Arc::ptr_eq(&events[1].issues, &events[3].issues));
+    assert!(Arc::ptr_eq(&events[0].stream_ok, &events[4].stream_ok));
 }
 
 // ---- distrust the observer ----

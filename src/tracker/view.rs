@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{HealthEvent, SystemAlert, Tracker};
+use super::{HealthEvent, SystemAlert, Topic, Tracker};
 use crate::report::Report;
 
 /// One experiment as `GET /api/v1/experiments` shows it (PROTOCOL.md §6).
@@ -21,9 +21,9 @@ pub struct ExperimentView {
     pub available: Option<bool>,
     pub healthy: bool,
     pub jump_ok: bool,
-    pub stream_ok: Arc<BTreeMap<String, bool>>,
-    pub stream_required: BTreeMap<String, bool>,
-    pub stream_reports: BTreeMap<String, Arc<Report>>,
+    pub stream_ok: Arc<BTreeMap<Topic, bool>>,
+    pub stream_required: BTreeMap<Topic, bool>,
+    pub stream_reports: BTreeMap<Topic, Arc<Report>>,
     pub jump_report: Option<Arc<Report>>,
     pub health_events: usize,
     pub first_checked: DateTime<Utc>,
