@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::feed::{FeedBoard, FeedStatuses};
-use crate::tracker::{HealthEvent, Snapshot, SystemAlert};
+use crate::tracker::{EventRing, Snapshot, SystemAlert};
 
 /// What every handler reads from.
 #[derive(Clone)]
@@ -76,12 +76,12 @@ async fn experiments(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<HealthEvent>>, ApiError> {
+async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Arc<EventRing>>, ApiError> {
     let snapshot = state.snapshot.load();
     let exp = snapshot
         .experiment(&name)
         .ok_or_else(|| ApiError::not_found("no experiment with that topic name"))?;
-    Ok(Json(exp.events.iter().cloned().collect()))
+    Ok(Json(exp.events.clone()))
 }
 
 async fn alerts(State(state): State<AppState>) -> Json<Vec<SystemAlert>> {

@@ -3,13 +3,14 @@
 //! Holds what the feeds last said (present streams, jump), what the manifest
 //! requires, what the booking system holds, and the ring of health events.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::health::{Health, HealthEvent, JUMP_SILENT, MISSING_JUMP, MISSING_REQUIRED, RELAY_SILENT, UNHEALTHY};
+use super::ring::EventRing;
 use super::Topic;
 use crate::report::Report;
 
@@ -71,7 +72,7 @@ pub struct Experiment {
     /// The judgement last recorded as a health event; `None` before the first.
     pub recorded: Option<Health>,
     /// Most recent last; shared with published snapshots, copied only on write.
-    pub events: Arc<VecDeque<HealthEvent>>,
+    pub events: Arc<EventRing>,
     pub availability: Availability,
 }
 
@@ -155,16 +156,6 @@ impl Experiment {
         if let Some(same) = self.events.iter().rev().find(|e| e.issues == event.issues) {
             event.issues = same.issues.clone();
         }
-        let gone = (self.events.len() + 1).saturating_sub(keep);
-        if let Some(events) = Arc::get_mut(&mut self.events) {
-            events.drain(..gone);
-            events.push_back(event);
-            return;
-        }
-        // Shared with a published snapshot: copy what stays, at its final size.
-        let mut events = VecDeque::with_capacity(self.events.len() + 1 - gone);
-        events.extend(self.events.iter().skip(gone).cloned());
-        events.push_back(event);
-        self.events = Arc::new(events);
+        Arc::make_mut(&mut self.events).push(event, keep);
     }
 }

@@ -10,6 +10,7 @@
 mod alert;
 mod experiment;
 mod health;
+mod ring;
 mod view;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub use alert::{AlertKind, SystemAlert};
 pub use experiment::Experiment;
 pub use health::{Health, HealthEvent};
+pub use ring::EventRing;
 pub use view::{ExperimentView, Snapshot};
 
 /// A full stream topic (`pend00-st-data`), shared by every map that names the stream.

@@ -565,7 +565,7 @@ fn a_flapping_experiment_keeps_each_state_once_not_once_per_event() {
             ],
         );
     }
-    let events = &lab.exp("pend00").events;
+    let events: Vec<&HealthEvent> = lab.exp("pend00").events.iter().collect();
     assert_eq!(events.len(), 5);
     assert!(!events[1].healthy && !events[3].healthy);
     assert!(Arc::ptr_eq(&events[1].stream_ok, &events[3].stream_ok));

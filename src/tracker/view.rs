@@ -3,14 +3,14 @@
 //! Built after each change and shared behind an `Arc`: readers never touch
 //! the tracker. Event rings and reports are shared, not copied.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{HealthEvent, SystemAlert, Topic, Tracker};
+use super::{EventRing, SystemAlert, Topic, Tracker};
 use crate::report::Report;
 
 /// One experiment as `GET /api/v1/experiments` shows it (PROTOCOL.md §6).
@@ -37,7 +37,7 @@ pub struct ExperimentView {
     /// Still inside the startup grace: nothing is recorded or changed yet.
     pub in_startup_grace: bool,
     #[serde(skip)]
-    pub events: Arc<VecDeque<HealthEvent>>,
+    pub events: Arc<EventRing>,
 }
 
 /// Everything readers may see, as of `at`.
