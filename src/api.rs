@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use tracing::error;
 
 use crate::feed::{FeedBoard, FeedStatuses};
 use crate::tracker::{EventRing, Snapshot, SystemAlert};
@@ -54,6 +55,16 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// Something failed on our side: the detail goes to the log, never to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        error!("request failed: {detail}");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error".into(),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -71,9 +82,17 @@ async fn healthz() -> Json<Alive> {
     Json(Alive { status: "ok" })
 }
 
-async fn experiments(State(state): State<AppState>) -> Response {
-    let body = state.snapshot.load().experiments_json();
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+async fn experiments(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.snapshot.load_full();
+    let body = match snapshot.experiments_json_made() {
+        Some(body) => body,
+        // The first reader of a snapshot serialises it: tens of milliseconds for a large
+        // fleet, so on a blocking thread, while the async workers (and the reconciler) go on.
+        None => tokio::task::spawn_blocking(move || snapshot.experiments_json())
+            .await
+            .map_err(|e| ApiError::internal(format!("serialising the experiment list: {e}")))?,
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Arc<EventRing>>, ApiError> {

@@ -57,6 +57,11 @@ impl Snapshot {
         self.index.get(topic).map(|&i| &self.experiments[i])
     }
 
+    /// [`Self::experiments_json`] if a reader has already made it.
+    pub fn experiments_json_made(&self) -> Option<Bytes> {
+        self.json.get().cloned()
+    }
+
     /// The JSON array of `GET /api/v1/experiments`.
     pub fn experiments_json(&self) -> Bytes {
         self.json
