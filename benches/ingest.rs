@@ -95,22 +95,25 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
-/// Median of `runs` timings of `f`, at least one, stopping early after `budget`.
-fn median(runs: usize, budget: Duration, mut f: impl FnMut()) -> Duration {
+/// Rounds of the summary: a, b and c once each per round, so that other load on the machine
+/// falls on all three alike; stops early after [`SUMMARY_BUDGET`] per size.
+const ROUNDS: usize = 21;
+const SUMMARY_BUDGET: Duration = Duration::from_secs(10);
+
+fn timed(f: impl FnOnce()) -> Duration {
     let started = Instant::now();
-    let mut times = Vec::with_capacity(runs);
-    while times.len() < runs.max(1) && (times.is_empty() || started.elapsed() < budget) {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed());
-    }
+    f();
+    started.elapsed()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort_unstable();
     times[times.len() / 2]
 }
 
-/// Measures a, b and c side by side (medians, so other load on the machine matters less) and prints the ratios.
+/// Measures a, b and c in alternation and prints their medians and the ratio b/a.
 fn summary() {
-    println!("\ningest summary (medians of up to 15 runs each):");
+    println!("\ningest summary (medians of up to {ROUNDS} alternating rounds):");
     println!(
         "{:>8} {:>11} {:>11} {:>6} {:>13} {:>12} {:>12}",
         "reports", "a parse ms", "b track ms", "b/a", "c publish ms", "a µs/report", "b µs/report"
@@ -119,15 +122,19 @@ fn summary() {
         let fleet = Fleet::with_reports(reports);
         let frame = frame_json(&fleet.relay(stalled));
         let (mut t, mut now) = tracker(fleet);
-        let budget = Duration::from_secs(3);
-        let a = median(15, budget, || drop(black_box(parse_only(&frame))));
-        let b = median(15, budget, || {
-            black_box(parse_and_track(&mut t, &mut now, &frame));
-        });
-        let c = median(15, budget, || {
-            parse_and_track(&mut t, &mut now, &frame);
-            drop(black_box(t.snapshot(now)));
-        });
+        let started = Instant::now();
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        while a.len() < ROUNDS && (a.is_empty() || started.elapsed() < SUMMARY_BUDGET) {
+            a.push(timed(|| drop(black_box(parse_only(&frame)))));
+            b.push(timed(|| {
+                black_box(parse_and_track(&mut t, &mut now, &frame));
+            }));
+            c.push(timed(|| {
+                parse_and_track(&mut t, &mut now, &frame);
+                drop(black_box(t.snapshot(now)));
+            }));
+        }
+        let (a, b, c) = (median(a), median(b), median(c));
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let per = |d: Duration| d.as_secs_f64() * 1e6 / reports as f64;
         println!(

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::memory::Loaded;
-use crate::rig::{ms, timed_get, Latencies, Row};
+use crate::rig::{ms, service_cpu, timed_get, Latencies, Row};
 
 const SECTION: &str = "4 readers";
 pub const CLIENTS: usize = 50;
@@ -37,11 +37,18 @@ struct Phase {
     requests: usize,
     bytes: usize,
     took: Duration,
+    /// CPU time the service's threads used meanwhile.
+    service_cpu: Duration,
 }
 
 impl Phase {
     fn per_second(&self) -> f64 {
         self.requests as f64 / self.took.as_secs_f64()
+    }
+
+    /// The service's own CPU time per request: what the answer costs whoever the client is.
+    fn cpu_per_request(&self) -> Duration {
+        self.service_cpu / self.requests.max(1) as u32
     }
 }
 
@@ -91,10 +98,11 @@ pub async fn run(loaded: &Loaded) -> anyhow::Result<Vec<Row>> {
 
 fn row(what: String, p: &Phase, target: Duration) -> Row {
     let value = format!(
-        "{:.0} req/s; {}; first byte p99 {}",
+        "{:.0} req/s; {}; first byte p99 {}; service CPU {:.0} µs per request",
         p.per_second(),
         p.total.describe(),
-        ms(p.first_byte.pct(99.0))
+        ms(p.first_byte.pct(99.0)),
+        p.cpu_per_request().as_secs_f64() * 1e6
     );
     Row::target(
         SECTION,
@@ -107,6 +115,7 @@ fn row(what: String, p: &Phase, target: Duration) -> Row {
 
 /// `clients` clients asking for `url(i)` on their `i`-th request, for `within`.
 async fn phase(clients: usize, within: Duration, url: impl Fn(usize) -> String) -> anyhow::Result<Phase> {
+    let cpu_before = service_cpu()?;
     let started = Instant::now();
     let until = started + within;
     let mut running = JoinSet::new();
@@ -138,6 +147,7 @@ async fn phase(clients: usize, within: Duration, url: impl Fn(usize) -> String) 
         first_byte: Latencies::new(first_byte),
         bytes,
         took: started.elapsed(),
+        service_cpu: service_cpu()?.saturating_sub(cpu_before),
     })
 }
 

@@ -330,3 +330,28 @@ pub async fn timed_get(http: &reqwest::Client, url: &str) -> anyhow::Result<Time
         bytes: body.len(),
     })
 }
+
+/// CPU time used so far by the service's threads (all named `service` by [`Served::start`]).
+pub fn service_cpu() -> anyhow::Result<Duration> {
+    /// The unit of `utime` and `stime` in `/proc/<pid>/task/<tid>/stat` on Linux.
+    const TICKS_PER_SEC: u64 = 100;
+    let mut ticks = 0;
+    for task in std::fs::read_dir("/proc/self/task").context("reading /proc/self/task")? {
+        // A thread may end while we look: skip it.
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+            continue;
+        };
+        // `tid (name) state …`: utime and stime are the 12th and 13th fields after the name.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(service") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        for f in fields.get(11..13).unwrap_or_default() {
+            ticks += f.parse::<u64>().unwrap_or(0);
+        }
+    }
+    Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SEC))
+}

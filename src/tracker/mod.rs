@@ -228,7 +228,8 @@ impl Tracker {
     fn apply_relay(&mut self, now: DateTime<Utc>, reports: Vec<Report>) -> Vec<usize> {
         self.relay.last = Some(now);
         self.generation += 1;
-        let mut present = Vec::new();
+        // Sized like the last snapshot: growing a large vector makes the allocator sweep its free lists.
+        let mut present = Vec::with_capacity(self.relay.present.len());
         for r in reports {
             if !r.has_scope("expt") {
                 continue;
@@ -266,13 +267,15 @@ impl Tracker {
             let seen = self.generation;
             self.experiments[i].streams.retain(|_, s| s.seen == seen);
         }
-        let mut touched = std::mem::replace(&mut self.relay.present, present.clone());
-        for &i in &touched {
+        let previous = std::mem::replace(&mut self.relay.present, present);
+        for &i in &previous {
             if self.stamps[i] != self.generation {
                 self.experiments[i].streams.clear();
             }
         }
-        touched.extend(present);
+        let mut touched = Vec::with_capacity(previous.len() + self.relay.present.len());
+        touched.extend(previous);
+        touched.extend_from_slice(&self.relay.present);
         touched
     }
 
