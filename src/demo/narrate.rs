@@ -197,7 +197,7 @@ impl<'a> From<&'a ExperimentView> for Judgement<'a> {
             in_startup_grace: e.in_startup_grace,
             now: Seen {
                 healthy: e.healthy,
-                issues: e.issues.clone(),
+                issues: e.issues.to_vec(),
             },
         }
     }
@@ -405,6 +405,7 @@ mod tests {
             ],
             resource: Some("r-pend00".into()),
             status,
+            at: std::time::Instant::now(),
         };
         assert_eq!(
             availability_change(&put(Some(204))).unwrap(),

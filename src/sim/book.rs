@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, RawPathParams, Request, State};
 use axum::http::{header, StatusCode};
@@ -47,6 +47,8 @@ pub struct Recorded {
     pub resource: Option<String>,
     /// What was answered; `None` while the request is still being answered (or hangs).
     pub status: Option<u16>,
+    /// When it arrived (monotonic): where evidence-to-action latency ends.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -340,6 +342,7 @@ async fn gate(
             .collect(),
         resource: resource.clone(),
         status: None,
+        at: Instant::now(),
     });
     let refused = sim.state().refuse;
     let admitted = if refused {

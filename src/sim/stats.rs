@@ -9,7 +9,7 @@
 //! reports, fall silent, close every socket, refuse access, send garbage, and
 //! read back what it saw. It binds loopback only and is never part of `serve`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -37,6 +37,9 @@ use crate::token::{self, Feed, StatsClaims};
 
 /// How long a granted code may wait to be dialled, as the real peers allow.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(10);
+
+/// Versions of the reports whose first send time is remembered, newest last.
+const SENT_REMEMBERED: usize = 1024;
 
 /// One odd frame to send instead of the next snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,10 @@ struct Shared {
 #[derive(Default)]
 struct PeerState {
     reports: Vec<Report>,
+    /// Bumped by every `set_reports`.
+    version: u64,
+    /// When a snapshot of each recent version was first sent: `(version, instant)`.
+    first_sent: VecDeque<(u64, std::time::Instant)>,
     silent: bool,
     refusals: u32,
     refusal: StatusCode,
@@ -145,9 +152,19 @@ impl SimStats {
         &self.shared.base_url
     }
 
-    /// The connections the next snapshots report.
-    pub fn set_reports(&self, reports: Vec<Report>) {
-        self.shared.lock().reports = reports;
+    /// The connections the next snapshots report; returns their version for [`Self::first_sent`].
+    pub fn set_reports(&self, reports: Vec<Report>) -> u64 {
+        let mut st = self.shared.lock();
+        st.reports = reports;
+        st.version += 1;
+        st.version
+    }
+
+    /// When the first snapshot of reports `version` began to go out to a subscriber (monotonic
+    /// time), if it has and is among the last 1024 versions: where evidence-to-action latency starts.
+    pub fn first_sent(&self, version: u64) -> Option<std::time::Instant> {
+        let st = self.shared.lock();
+        st.first_sent.iter().find(|(v, _)| *v == version).map(|(_, at)| *at)
     }
 
     /// Stops (or resumes) sending snapshots while keeping every socket open.
@@ -246,8 +263,20 @@ impl Shared {
         valid
     }
 
-    /// The next message for a subscriber, if any is due.
-    fn next_message(&self) -> Option<Message> {
+    /// Remembers `at` as the first send of `version` unless it was sent before.
+    fn sent(&self, version: u64, at: std::time::Instant) {
+        let mut st = self.lock();
+        if st.first_sent.iter().any(|(v, _)| *v == version) {
+            return;
+        }
+        if st.first_sent.len() == SENT_REMEMBERED {
+            st.first_sent.pop_front();
+        }
+        st.first_sent.push_back((version, at));
+    }
+
+    /// The next message for a subscriber, if any is due, with the version of the reports it carries.
+    fn next_message(&self) -> Option<(Message, Option<u64>)> {
         let mut st = self.lock();
         if !st.garbage.is_empty() {
             let message = match st.garbage.remove(0) {
@@ -268,13 +297,13 @@ impl Shared {
                     Message::text(Value::Array(odd).to_string())
                 }
             };
-            return Some(message);
+            return Some((message, None));
         }
         if st.silent {
             return None;
         }
         let snapshot: Vec<Value> = st.reports.iter().map(wire).collect();
-        Some(Message::text(Value::Array(snapshot).to_string()))
+        Some((Message::text(Value::Array(snapshot).to_string()), Some(st.version)))
     }
 }
 
@@ -392,7 +421,11 @@ async fn serve(sim: &Shared, mut ws: WebSocketStream<TcpStream>, shutdown: Cance
                 if ws.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }
-                let Some(message) = sim.next_message() else { continue };
+                let Some((message, version)) = sim.next_message() else { continue };
+                // Marked before sending: the frame may be read and acted on before `send` returns.
+                if let Some(version) = version {
+                    sim.sent(version, std::time::Instant::now());
+                }
                 if ws.send(message).await.is_err() {
                     break;
                 }

@@ -3,14 +3,25 @@
 //! Holds what the feeds last said (present streams, jump), what the manifest
 //! requires, what the booking system holds, and the ring of health events.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::health::{Health, HealthEvent, JUMP_SILENT, MISSING_JUMP, MISSING_REQUIRED, RELAY_SILENT, UNHEALTHY};
+use super::ring::EventRing;
+use super::Topic;
 use crate::report::Report;
+
+/// `new`, or `old` when it holds the same: equal judgements share one allocation.
+fn share<T: PartialEq>(new: T, old: &Arc<T>) -> Arc<T> {
+    if **old == new {
+        old.clone()
+    } else {
+        Arc::new(new)
+    }
+}
 
 /// A stream present in the latest relay snapshot.
 #[derive(Debug, Clone)]
@@ -19,6 +30,8 @@ pub struct Stream {
     pub report: Arc<Report>,
     /// Its last transmission was recent enough at the snapshot's time.
     pub active: bool,
+    /// The relay snapshot (tracker generation) that last reported it.
+    pub seen: u64,
 }
 
 /// What the booking system holds, and what we asked it to hold.
@@ -49,9 +62,9 @@ pub struct Experiment {
     pub last_checked_jump: Option<DateTime<Utc>>,
     pub last_checked_streams: Option<DateTime<Utc>>,
     /// Full stream topics the manifest requires.
-    pub required: BTreeSet<String>,
+    pub required: BTreeSet<Topic>,
     /// Streams in the latest relay snapshot, by full topic.
-    pub streams: BTreeMap<String, Stream>,
+    pub streams: BTreeMap<Topic, Stream>,
     /// The jump connection in the latest jump snapshot.
     pub jump: Option<Arc<Report>>,
     /// The latest judgement (also during the startup grace).
@@ -59,7 +72,7 @@ pub struct Experiment {
     /// The judgement last recorded as a health event; `None` before the first.
     pub recorded: Option<Health>,
     /// Most recent last; shared with published snapshots, copied only on write.
-    pub events: Arc<VecDeque<HealthEvent>>,
+    pub events: Arc<EventRing>,
     pub availability: Availability,
 }
 
@@ -127,18 +140,22 @@ impl Experiment {
         Health {
             healthy: jump_ok && streams_ok,
             jump_ok,
-            stream_ok,
-            issues,
+            stream_ok: share(stream_ok, &self.health.stream_ok),
+            issues: share(issues, &self.health.issues),
             bookable,
         }
     }
 
-    /// Appends to the bounded ring, dropping the oldest.
-    pub fn record(&mut self, event: HealthEvent, keep: usize) {
-        let events = Arc::make_mut(&mut self.events);
-        while events.len() >= keep {
-            events.pop_front();
+    /// Appends to the bounded ring, dropping the oldest. The stream map and
+    /// issue list are shared with an earlier event that has the same, so a
+    /// flapping experiment keeps each of its few states once, not once per event.
+    pub fn record(&mut self, mut event: HealthEvent, keep: usize) {
+        if let Some(same) = self.events.iter().rev().find(|e| e.stream_ok == event.stream_ok) {
+            event.stream_ok = same.stream_ok.clone();
         }
-        events.push_back(event);
+        if let Some(same) = self.events.iter().rev().find(|e| e.issues == event.issues) {
+            event.issues = same.issues.clone();
+        }
+        Arc::make_mut(&mut self.events).push(event, keep);
     }
 }

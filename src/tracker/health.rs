@@ -4,19 +4,26 @@
 //! it says healthy or not and why, in the words of PROTOCOL.md §4.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::Topic;
+
 /// The result of judging one experiment now.
+///
+/// The map and the list are shared (with the previous judgement when they are
+/// the same, with health events and with published snapshots): judging
+/// happens on every relay frame, and most frames change nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Health {
     pub healthy: bool,
     pub jump_ok: bool,
     /// Keyed by full stream topic: required streams and every present stream.
-    pub stream_ok: BTreeMap<String, bool>,
+    pub stream_ok: Arc<BTreeMap<Topic, bool>>,
     /// Human-readable reasons, sorted: jump first, then missing, then unhealthy streams.
-    pub issues: Vec<String>,
+    pub issues: Arc<Vec<String>>,
     /// Every required stream is healthy: what availability should be.
     pub bookable: bool,
 }
@@ -35,13 +42,17 @@ pub const MISSING_REQUIRED: &str = "missing required ";
 pub const UNHEALTHY: &str = "unhealthy ";
 
 /// A recorded change of an experiment's health (PROTOCOL.md §4, §6).
+///
+/// Compact and cheap to clone: a ring holds many, and a flapping experiment
+/// repeats a few states, whose maps and lists its events share (see
+/// `Experiment::record`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthEvent {
     pub when: DateTime<Utc>,
     pub healthy: bool,
     pub jump_ok: bool,
-    pub stream_ok: BTreeMap<String, bool>,
-    pub issues: Vec<String>,
+    pub stream_ok: Arc<BTreeMap<Topic, bool>>,
+    pub issues: Arc<Vec<String>>,
 }
 
 impl HealthEvent {

@@ -10,6 +10,7 @@
 mod alert;
 mod experiment;
 mod health;
+mod ring;
 mod view;
 
 #[cfg(test)]
@@ -24,7 +25,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub use alert::{AlertKind, SystemAlert};
 pub use experiment::Experiment;
 pub use health::{Health, HealthEvent};
+pub use ring::EventRing;
 pub use view::{ExperimentView, Snapshot};
+
+/// A full stream topic (`pend00-st-data`), shared by every map that names the stream.
+pub type Topic = Arc<str>;
 
 use crate::config::HealthConfig;
 use crate::report::{stream_stub, Report};
@@ -224,7 +229,8 @@ impl Tracker {
         // Until the relay first speaks nothing is unbooked; once it has, everyone is judged on its word.
         let first = self.relay.last.replace(now).is_none();
         self.generation += 1;
-        let mut present = Vec::new();
+        // Sized like the last snapshot: growing a large vector makes the allocator sweep its free lists.
+        let mut present = Vec::with_capacity(self.relay.present.len());
         for r in reports {
             if !r.has_scope("expt") {
                 continue;
@@ -234,38 +240,43 @@ impl Tracker {
             let exp = &mut self.experiments[i];
             if self.stamps[i] != self.generation {
                 self.stamps[i] = self.generation;
-                exp.streams.clear();
                 exp.last_checked_streams = Some(now);
                 present.push(i);
             }
             let active = r.stats.tx.last.0.is_some_and(|d| d <= self.cfg.last_active);
-            match exp.streams.get_mut(&r.topic) {
-                Some(s) if s.active || !active => {}
+            let seen = self.generation;
+            // Updated in place, not rebuilt: a frame mostly names the streams the last one did.
+            match exp.streams.get_mut(r.topic.as_str()) {
+                // Several connections on one topic in this snapshot: keep the healthiest.
+                Some(s) if s.seen == seen && (s.active || !active) => {}
                 Some(s) => {
                     *s = Stream {
                         report: Arc::new(r),
                         active,
+                        seen,
                     }
                 }
                 None => {
-                    let topic = r.topic.clone();
-                    exp.streams.insert(
-                        topic,
-                        Stream {
-                            report: Arc::new(r),
-                            active,
-                        },
-                    );
+                    let topic = Topic::from(r.topic.as_str());
+                    let report = Arc::new(r);
+                    exp.streams.insert(topic, Stream { report, active, seen });
                 }
             }
         }
-        let mut touched = std::mem::replace(&mut self.relay.present, present.clone());
-        for &i in &touched {
+        // A stream absent from this snapshot is gone.
+        for &i in &present {
+            let seen = self.generation;
+            self.experiments[i].streams.retain(|_, s| s.seen == seen);
+        }
+        let previous = std::mem::replace(&mut self.relay.present, present);
+        for &i in &previous {
             if self.stamps[i] != self.generation {
                 self.experiments[i].streams.clear();
             }
         }
-        touched.extend(present);
+        let mut touched = Vec::with_capacity(previous.len() + self.relay.present.len());
+        touched.extend(previous);
+        touched.extend_from_slice(&self.relay.present);
         if first {
             touched.extend(0..self.experiments.len());
         }
@@ -312,7 +323,7 @@ impl Tracker {
                 exp.availability = Default::default();
             }
             exp.resource = Some(res.name.clone());
-            exp.required = res.required.into_iter().collect();
+            exp.required = res.required.into_iter().map(Topic::from).collect();
             exp.last_found_in_manifest = Some(now);
             by_resource.insert(res.name, i);
             touched.push(i);

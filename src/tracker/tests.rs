@@ -203,7 +203,7 @@ fn the_first_evaluation_is_mailed_only_when_unhealthy() {
     let n = news(&e);
     assert_eq!(n.len(), 1, "{n:?}");
     assert_eq!(n[0].topic, "bad");
-    assert_eq!(n[0].event.issues, ["unhealthy bad-st-data"]);
+    assert_eq!(*n[0].event.issues, ["unhealthy bad-st-data"]);
     assert_eq!(
         tracker.experiment("good").unwrap().events.len(),
         1,
@@ -223,7 +223,7 @@ fn a_stalled_stream_is_unhealthy_and_unbooks() {
     let n = news(&e);
     assert_eq!(n.len(), 1);
     assert!(!n[0].event.healthy && n[0].event.jump_ok);
-    assert_eq!(n[0].event.issues, ["unhealthy pend00-st-data"]);
+    assert_eq!(*n[0].event.issues, ["unhealthy pend00-st-data"]);
     assert!(!n[0].event.stream_ok["pend00-st-data"]);
     assert!(n[0].event.stream_ok["pend00-st-video"]);
     assert_eq!(n[0].bookable, Some(false));
@@ -245,7 +245,7 @@ fn a_stream_that_never_sent_is_unhealthy() {
     let relay = vec![stream("pend00-st-data", None), stream("pend00-st-video", Some(0.1))];
     let e = lab.both_at(70, relay);
     assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
-    assert_eq!(news(&e)[0].event.issues, ["unhealthy pend00-st-data"]);
+    assert_eq!(*news(&e)[0].event.issues, ["unhealthy pend00-st-data"]);
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn a_vanished_required_stream_is_missing_and_unbooks() {
     let mut lab = Lab::new(&["pend00"]);
     let e = lab.both_at(70, vec![stream("pend00-st-video", Some(0.1))]);
     assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
-    assert_eq!(news(&e)[0].event.issues, ["missing required pend00-st-data"]);
+    assert_eq!(*news(&e)[0].event.issues, ["missing required pend00-st-data"]);
     assert!(!lab.exp("pend00").streams.contains_key("pend00-st-data"));
 }
 
@@ -263,7 +263,7 @@ fn a_whole_experiment_vanishing_from_the_relay_is_noticed() {
     let e = lab.both_at(70, healthy_relay(&["pend01", "pend02"]));
     assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
     assert_eq!(
-        news(&e)[0].event.issues,
+        *news(&e)[0].event.issues,
         ["missing required pend00-st-data", "missing required pend00-st-video"]
     );
 }
@@ -282,7 +282,21 @@ fn any_healthy_expt_connection_on_a_topic_is_enough_and_viewers_are_ignored() {
     assert!(lab.exp("pend00").health.healthy);
     // A viewer alone does not make a stream present.
     let e = lab.both_at(75, vec![stream("pend00-st-data", Some(0.2)), viewer("pend00-st-video")]);
-    assert_eq!(news(&e)[0].event.issues, ["missing required pend00-st-video"]);
+    assert_eq!(*news(&e)[0].event.issues, ["missing required pend00-st-video"]);
+}
+
+#[test]
+fn a_healthy_connection_in_the_last_snapshot_does_not_stand_for_a_stalled_one_now() {
+    let mut lab = Lab::new(&["pend00"]);
+    assert!(lab.both_at(70, healthy_relay(&["pend00"])).is_empty());
+    assert!(lab.exp("pend00").streams["pend00-st-data"].active);
+    let relay = vec![
+        stream("pend00-st-data", Some(50.0)),
+        stream("pend00-st-video", Some(0.1)),
+    ];
+    let e = lab.both_at(75, relay);
+    assert_eq!(*news(&e)[0].event.issues, ["unhealthy pend00-st-data"]);
+    assert!(!lab.exp("pend00").streams["pend00-st-data"].active);
 }
 
 #[test]
@@ -303,7 +317,7 @@ fn an_extra_stream_is_judged_while_present_and_dropped_when_gone() {
     let e = lab.both_at(70, relay);
     assert!(changes(&e).is_empty(), "availability follows required streams only");
     let n = news(&e);
-    assert_eq!(n[0].event.issues, ["unhealthy pend00-st-extra"]);
+    assert_eq!(*n[0].event.issues, ["unhealthy pend00-st-extra"]);
     assert_eq!(n[0].bookable, Some(true));
     // Gone: dropped, healthy again.
     let e = lab.both_at(75, healthy_relay(&["pend00"]));
@@ -323,7 +337,7 @@ fn table_row_streams_unchanged_jump_changed_emails_without_booking_change() {
     let n = news(&e);
     assert_eq!(n.len(), 1);
     assert!(!n[0].event.healthy && !n[0].event.jump_ok);
-    assert_eq!(n[0].event.issues, ["missing jump"]);
+    assert_eq!(*n[0].event.issues, ["missing jump"]);
     assert_eq!(n[0].bookable, Some(true));
 }
 
@@ -342,7 +356,7 @@ fn table_row_both_changed_emails_and_changes() {
     let e = lab.relay(70, vec![stream("pend00-st-video", Some(0.1))]);
     assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
     let n = news(&e);
-    assert_eq!(n[0].event.issues, ["missing jump", "missing required pend00-st-data"]);
+    assert_eq!(*n[0].event.issues, ["missing jump", "missing required pend00-st-data"]);
 }
 
 #[test]
@@ -538,6 +552,27 @@ fn the_event_ring_is_bounded() {
     assert!(exp.events.back().unwrap().healthy);
 }
 
+#[test]
+fn a_flapping_experiment_keeps_each_state_once_not_once_per_event() {
+    let mut lab = Lab::new(&["pend00"]);
+    for k in 0..4u64 {
+        let data = if k % 2 == 0 { 50.0 } else { 0.1 };
+        lab.both_at(
+            70 + 5 * k,
+            vec![
+                stream("pend00-st-data", Some(data)),
+                stream("pend00-st-video", Some(0.1)),
+            ],
+        );
+    }
+    let events: Vec<&HealthEvent> = lab.exp("pend00").events.iter().collect();
+    assert_eq!(events.len(), 5);
+    assert!(!events[1].healthy && !events[3].healthy);
+    assert!(Arc::ptr_eq(&events[1].stream_ok, &events[3].stream_ok));
+    assert!(Arc::ptr_eq(&events[1].issues, &events[3].issues));
+    assert!(Arc::ptr_eq(&events[0].stream_ok, &events[4].stream_ok));
+}
+
 // ---- distrust the observer ----
 
 #[test]
@@ -552,7 +587,7 @@ fn relay_silence_raises_one_alert_and_unbooks_nothing() {
     assert!(changes(&e).is_empty(), "silence never unbooks");
     let n = news(&e);
     assert_eq!(n.len(), 2);
-    assert_eq!(n[0].event.issues, ["relay feed silent"]);
+    assert_eq!(*n[0].event.issues, ["relay feed silent"]);
     assert_eq!(n[0].event.stream_ok.values().filter(|ok| **ok).count(), 0);
     assert_eq!(n[0].bookable, Some(true));
     assert!(
@@ -615,7 +650,7 @@ fn jump_silence_is_an_alert_and_an_issue_but_no_change() {
     let e = lab.relay(91, healthy_relay(&["pend00"]));
     assert_eq!(alerts(&e), [(AlertKind::JumpSilent, true)]);
     assert!(changes(&e).is_empty());
-    assert_eq!(news(&e)[0].event.issues, ["jump feed silent"]);
+    assert_eq!(*news(&e)[0].event.issues, ["jump feed silent"]);
 }
 
 #[test]

@@ -3,14 +3,14 @@
 //! Built after each change and shared behind an `Arc`: readers never touch
 //! the tracker. Event rings and reports are shared, not copied.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{HealthEvent, SystemAlert, Tracker};
+use super::{EventRing, SystemAlert, Topic, Tracker};
 use crate::report::Report;
 
 /// One experiment as `GET /api/v1/experiments` shows it (PROTOCOL.md §6).
@@ -21,9 +21,9 @@ pub struct ExperimentView {
     pub available: Option<bool>,
     pub healthy: bool,
     pub jump_ok: bool,
-    pub stream_ok: BTreeMap<String, bool>,
-    pub stream_required: BTreeMap<String, bool>,
-    pub stream_reports: BTreeMap<String, Arc<Report>>,
+    pub stream_ok: Arc<BTreeMap<Topic, bool>>,
+    pub stream_required: BTreeMap<Topic, bool>,
+    pub stream_reports: BTreeMap<Topic, Arc<Report>>,
     pub jump_report: Option<Arc<Report>>,
     pub health_events: usize,
     pub first_checked: DateTime<Utc>,
@@ -31,13 +31,13 @@ pub struct ExperimentView {
     pub last_checked_streams: Option<DateTime<Utc>>,
     pub last_found_in_manifest: Option<DateTime<Utc>>,
     /// Current issues, in the words of the health events.
-    pub issues: Vec<String>,
+    pub issues: Arc<Vec<String>>,
     /// The availability health asks for (required streams healthy).
     pub bookable: bool,
     /// Still inside the startup grace: nothing is recorded or changed yet.
     pub in_startup_grace: bool,
     #[serde(skip)]
-    pub events: Arc<VecDeque<HealthEvent>>,
+    pub events: Arc<EventRing>,
 }
 
 /// Everything readers may see, as of `at`.
@@ -55,6 +55,11 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn experiment(&self, topic: &str) -> Option<&ExperimentView> {
         self.index.get(topic).map(|&i| &self.experiments[i])
+    }
+
+    /// [`Self::experiments_json`] if a reader has already made it.
+    pub fn experiments_json_made(&self) -> Option<Bytes> {
+        self.json.get().cloned()
     }
 
     /// The JSON array of `GET /api/v1/experiments`.
