@@ -267,15 +267,14 @@ impl Tracker {
             let seen = self.generation;
             self.experiments[i].streams.retain(|_, s| s.seen == seen);
         }
-        let previous = std::mem::replace(&mut self.relay.present, present);
-        for &i in &previous {
+        let mut touched = std::mem::replace(&mut self.relay.present, present.clone());
+        for &i in &touched {
             if self.stamps[i] != self.generation {
                 self.experiments[i].streams.clear();
             }
         }
-        let mut touched = Vec::with_capacity(previous.len() + self.relay.present.len());
-        touched.extend(previous);
-        touched.extend_from_slice(&self.relay.present);
+        touched.reserve(present.len());
+        touched.extend(present);
         touched
     }
 
