@@ -31,7 +31,7 @@ pub struct ExperimentView {
     pub last_checked_streams: Option<DateTime<Utc>>,
     pub last_found_in_manifest: Option<DateTime<Utc>>,
     /// Current issues, in the words of the health events.
-    pub issues: Arc<Vec<String>>,
+    pub issues: Vec<String>,
     /// The availability health asks for (required streams healthy).
     pub bookable: bool,
     /// Still inside the startup grace: nothing is recorded or changed yet.
@@ -98,7 +98,8 @@ impl Tracker {
                 last_checked_jump: e.last_checked_jump,
                 last_checked_streams: e.last_checked_streams,
                 last_found_in_manifest: e.last_found_in_manifest,
-                issues: e.health.issues.clone(),
+                // Copied, not shared: most experiments are healthy and have none.
+                issues: e.health.issues.to_vec(),
                 bookable: e.health.bookable,
                 in_startup_grace: e.in_grace(now, self.cfg.startup),
                 events: e.events.clone(),
