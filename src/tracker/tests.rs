@@ -571,6 +571,11 @@ fn a_flapping_experiment_keeps_each_state_once_not_once_per_event() {
     assert!(Arc::ptr_eq(&events[1].stream_ok, &events[3].stream_ok));
     assert!(Arc::ptr_eq(&events[1].issues, &events[3].issues));
     assert!(Arc::ptr_eq(&events[0].stream_ok, &events[4].stream_ok));
+    let health = &lab.exp("pend00").health;
+    assert!(
+        Arc::ptr_eq(&health.stream_ok, &events[0].stream_ok),
+        "the judgement shares them too"
+    );
 }
 
 // ---- distrust the observer ----
