@@ -722,4 +722,13 @@ fn the_snapshot_lists_problems_first_with_protocol_fields() {
     assert_eq!(broken["last_found_in_manifest"], "2026-11-21T10:00:00Z");
     assert_eq!(broken["last_checked_streams"], "2026-11-21T10:01:10Z");
     assert_eq!(snap.experiment("pend00").unwrap().events.len(), 1);
+    for e in &snap.experiments {
+        let found = snap.experiment(&e.topic_name).map(|v| v.topic_name.as_str());
+        assert_eq!(
+            found,
+            Some(e.topic_name.as_str()),
+            "healthy or not, every experiment is found"
+        );
+    }
+    assert!(snap.experiment("pend99").is_none());
 }
