@@ -56,12 +56,13 @@ impl ApiError {
         }
     }
 
-    /// Something went wrong on our side; the detail is in the log, not the body.
-    pub fn internal() -> Self {
+    /// Something failed on our side: the detail goes to the log, never to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        error!("request failed: {detail}");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
-            message: "internal error; the service log has the detail".into(),
+            message: "internal error".into(),
         }
     }
 }
@@ -81,21 +82,17 @@ async fn healthz() -> Json<Alive> {
     Json(Alive { status: "ok" })
 }
 
-async fn experiments(State(state): State<AppState>) -> Response {
+async fn experiments(State(state): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = state.snapshot.load_full();
     let body = match snapshot.experiments_json_made() {
         Some(body) => body,
         // The first reader of a snapshot serialises it: tens of milliseconds for a large
         // fleet, so on a blocking thread, while the async workers (and the reconciler) go on.
-        None => match tokio::task::spawn_blocking(move || snapshot.experiments_json()).await {
-            Ok(body) => body,
-            Err(e) => {
-                error!("cannot serialise the experiment list: {e}");
-                return ApiError::internal().into_response();
-            }
-        },
+        None => tokio::task::spawn_blocking(move || snapshot.experiments_json())
+            .await
+            .map_err(|e| ApiError::internal(format!("serialising the experiment list: {e}")))?,
     };
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// About the JSON size of one health event, to size the answer's buffer once.
@@ -108,10 +105,7 @@ async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Resu
         .ok_or_else(|| ApiError::not_found("no experiment with that topic name"))?;
     // Written straight into one buffer: a quarter cheaper than `Json`'s growing writer.
     let mut body = Vec::with_capacity(exp.events.len() * EVENT_JSON_BYTES + 2);
-    serde_json::to_writer(&mut body, &*exp.events).map_err(|e| {
-        error!("cannot serialise the health events of {name:?}: {e}");
-        ApiError::internal()
-    })?;
+    serde_json::to_writer(&mut body, &*exp.events).map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

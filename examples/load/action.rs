@@ -3,7 +3,7 @@
 //! PUT that makes the experiment unbookable; and back, for the recovery.
 //!
 //! Both instants are taken by the simulators themselves (`SimStats::first_sent`,
-//! `BookControl::arrival`), so polling by this driver adds nothing to the numbers.
+//! `Recorded::at`), so polling by this driver adds nothing to the numbers.
 //! The stale report says the stream last sent 90 s ago: no threshold has to
 //! elapse, what is measured is the service's own reaction time.
 
@@ -80,8 +80,8 @@ async fn flip(served: &Served, peers: &Peers, e: usize, stale: bool) -> anyhow::
     .await?;
     let put = book.requests()[seen..]
         .iter()
-        .position(|r| r.is("PUT", &resource) && r.param("available") == Some(want.as_str()))
-        .and_then(|i| book.arrival(seen + i))
+        .find(|r| r.is("PUT", &resource) && r.param("available") == Some(want.as_str()))
+        .map(|r| r.at)
         .with_context(|| format!("{resource} changed without a PUT"))?;
     let sent = peers
         .relay

@@ -6,7 +6,7 @@
 //! [`BookControl`] to misbehave: answer 500, hang, or refuse with 401. It
 //! never listens beyond loopback and never logs a token.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,9 +24,6 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::debug;
 
 use crate::token::{verify, BookClaims, WHO};
-
-/// Arrival instants remembered, for the latest requests.
-const ARRIVALS_REMEMBERED: usize = 4096;
 
 /// The real booking system refuses tokens that live longer than this.
 const MAX_TOKEN_LIFETIME_SECS: i64 = 60 * 60;
@@ -50,6 +47,8 @@ pub struct Recorded {
     pub resource: Option<String>,
     /// What was answered; `None` while the request is still being answered (or hangs).
     pub status: Option<u16>,
+    /// When it arrived (monotonic): where evidence-to-action latency ends.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -79,8 +78,6 @@ struct Ledger {
     /// Only requests about this resource hang, if set.
     hang_only: Option<String>,
     refuse: bool,
-    /// When recent requests arrived: `(index in the request log, instant)`, oldest first.
-    arrivals: VecDeque<(usize, Instant)>,
 }
 
 struct Shared {
@@ -202,21 +199,6 @@ impl BookControl {
         self.state().held.get(resource).cloned()
     }
 
-    /// When request `i` of the request log arrived (monotonic), if it is among the latest
-    /// 4096: where a measurement of evidence to action ends.
-    pub fn arrival(&self, i: usize) -> Option<Instant> {
-        let s = self.state();
-        s.arrivals.iter().rev().find(|(n, _)| *n == i).map(|(_, at)| *at)
-    }
-
-    fn arrived(&self, i: usize, at: Instant) {
-        let mut s = self.state();
-        if s.arrivals.len() == ARRIVALS_REMEMBERED {
-            s.arrivals.pop_front();
-        }
-        s.arrivals.push_back((i, at));
-    }
-
     /// The next `n` requests with a valid token are answered 500.
     pub fn fail_next(&self, n: usize) {
         self.state().fail_next = n;
@@ -317,7 +299,6 @@ async fn gate(
     let resource = params
         .ok()
         .and_then(|p| p.iter().find(|(k, _)| *k == "name").map(|(_, v)| v.to_string()));
-    let arrived = Instant::now();
     let i = sim.record(Recorded {
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
@@ -326,8 +307,8 @@ async fn gate(
             .collect(),
         resource: resource.clone(),
         status: None,
+        at: Instant::now(),
     });
-    sim.arrived(i, arrived);
     let refused = sim.state().refuse;
     let admitted = if refused {
         Err("refusing every token".to_string())

@@ -267,14 +267,15 @@ impl Tracker {
             let seen = self.generation;
             self.experiments[i].streams.retain(|_, s| s.seen == seen);
         }
-        let mut touched = std::mem::replace(&mut self.relay.present, present.clone());
-        for &i in &touched {
+        let previous = std::mem::replace(&mut self.relay.present, present);
+        for &i in &previous {
             if self.stamps[i] != self.generation {
                 self.experiments[i].streams.clear();
             }
         }
-        touched.reserve(present.len());
-        touched.extend(present);
+        let mut touched = Vec::with_capacity(previous.len() + self.relay.present.len());
+        touched.extend(previous);
+        touched.extend_from_slice(&self.relay.present);
         touched
     }
 
