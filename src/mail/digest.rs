@@ -210,7 +210,7 @@ mod tests {
             last_checked_jump: None,
             last_checked_streams: None,
             last_found_in_manifest: None,
-            issues: Arc::new(issues.iter().map(|s| s.to_string()).collect()),
+            issues: issues.iter().map(|s| s.to_string()).collect(),
             bookable: true,
             in_startup_grace,
             events: Arc::default(),

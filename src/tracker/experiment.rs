@@ -146,16 +146,19 @@ impl Experiment {
         }
     }
 
-    /// Appends to the bounded ring, dropping the oldest. The stream map and
-    /// issue list are shared with an earlier event that has the same, so a
+    /// Records the current judgement as a health event at `when`, keeping the
+    /// last `keep`. Its stream map and issue list are shared with an earlier
+    /// event that has the same (and the judgement then shares them too), so a
     /// flapping experiment keeps each of its few states once, not once per event.
-    pub fn record(&mut self, mut event: HealthEvent, keep: usize) {
-        if let Some(same) = self.events.iter().rev().find(|e| e.stream_ok == event.stream_ok) {
-            event.stream_ok = same.stream_ok.clone();
+    pub fn record(&mut self, when: DateTime<Utc>, keep: usize) {
+        let health = &mut self.health;
+        if let Some(same) = self.events.iter().rev().find(|e| e.stream_ok == health.stream_ok) {
+            health.stream_ok = same.stream_ok.clone();
         }
-        if let Some(same) = self.events.iter().rev().find(|e| e.issues == event.issues) {
-            event.issues = same.issues.clone();
+        if let Some(same) = self.events.iter().rev().find(|e| e.issues == health.issues) {
+            health.issues = same.issues.clone();
         }
+        let event = HealthEvent::new(when, health);
         Arc::make_mut(&mut self.events).push(event, keep);
     }
 }

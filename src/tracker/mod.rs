@@ -444,8 +444,7 @@ impl Tracker {
             Some(_) => false,
             None => true,
         };
-        let event = HealthEvent::new(now, &exp.health);
-        exp.record(event, self.cfg.events);
+        exp.record(now, self.cfg.events);
         exp.recorded = Some(exp.health.clone());
         // A restart must not mail a list of healthy rigs.
         !first || !exp.health.healthy

@@ -2,9 +2,10 @@
 //!
 //! Published snapshots share the tracker's ring, so recording an event must
 //! copy what it changes. Events live in blocks of [`BLOCK`]; full blocks are
-//! never changed again and stay shared, so recording copies at most one
-//! block and the list of blocks, never the whole ring: a frame that gives
-//! every experiment an event does not briefly hold every ring twice.
+//! never changed again and stay shared, so recording copies at most the
+//! newest, unfinished block and the list of blocks, never the whole ring: a
+//! frame that gives every experiment an event does not briefly hold every
+//! ring twice.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,13 +18,29 @@ use super::HealthEvent;
 const BLOCK: usize = 16;
 
 /// At most `keep` events, oldest first (`keep` is given to [`EventRing::push`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct EventRing {
-    /// Oldest first; every block but the last is full.
-    blocks: VecDeque<Arc<Vec<HealthEvent>>>,
-    /// Events at the start of the first block that have left the ring.
+    /// Full blocks, oldest first: never changed again, so every copy of the ring shares them.
+    full: VecDeque<Arc<[HealthEvent]>>,
+    /// Events at the start of the first full block that have left the ring.
     skip: usize,
+    /// The newest events, fewer than [`BLOCK`]: the only part a copy duplicates.
+    open: Vec<HealthEvent>,
     len: usize,
+}
+
+impl Clone for EventRing {
+    fn clone(&self) -> Self {
+        // Room for a whole block, so the next event does not reallocate the copy.
+        let mut open = Vec::with_capacity(BLOCK);
+        open.extend(self.open.iter().cloned());
+        Self {
+            full: self.full.clone(),
+            skip: self.skip,
+            open,
+            len: self.len,
+        }
+    }
 }
 
 impl EventRing {
@@ -37,44 +54,42 @@ impl EventRing {
 
     /// The most recent event.
     pub fn back(&self) -> Option<&HealthEvent> {
-        self.blocks.back()?.last()
+        self.open.last().or_else(|| self.full.back()?.last())
     }
 
     /// Oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &HealthEvent> {
         let skip = self.skip;
-        self.blocks
+        self.full
             .iter()
             .enumerate()
             .flat_map(move |(i, b)| b[if i == 0 { skip } else { 0 }..].iter())
+            .chain(self.open.iter())
     }
 
     /// Appends `event` and lets the oldest go beyond `keep`.
     pub fn push(&mut self, event: HealthEvent, keep: usize) {
-        match self.blocks.back_mut() {
-            Some(last) if last.len() < BLOCK => match Arc::get_mut(last) {
-                Some(block) => block.push(event),
-                None => {
-                    // Shared with a snapshot: copy this block only, at its full size.
-                    let mut block = Vec::with_capacity(BLOCK);
-                    block.extend(last.iter().cloned());
-                    block.push(event);
-                    *last = Arc::new(block);
-                }
-            },
-            _ => {
-                let mut block = Vec::with_capacity(BLOCK);
-                block.push(event);
-                self.blocks.push_back(Arc::new(block));
-            }
+        if self.open.capacity() == 0 {
+            self.open.reserve_exact(BLOCK);
         }
+        self.open.push(event);
         self.len += 1;
+        if self.open.len() == BLOCK {
+            self.full.push_back(std::mem::take(&mut self.open).into());
+        }
         while self.len > keep {
             self.len -= 1;
-            self.skip += 1;
-            if self.blocks.front().is_some_and(|b| b.len() == self.skip) {
-                self.blocks.pop_front();
-                self.skip = 0;
+            match self.full.front() {
+                Some(first) => {
+                    self.skip += 1;
+                    if self.skip == first.len() {
+                        self.full.pop_front();
+                        self.skip = 0;
+                    }
+                }
+                None => {
+                    self.open.remove(0);
+                }
             }
         }
     }
@@ -134,12 +149,10 @@ mod tests {
         assert_eq!(published.len(), 40);
         assert_eq!(seconds(&published), (0..40).collect::<Vec<_>>());
         assert_eq!(seconds(&ring), (0..41).collect::<Vec<_>>());
-        assert!(Arc::ptr_eq(&ring.blocks[0], &published.blocks[0]));
-        assert!(Arc::ptr_eq(&ring.blocks[1], &published.blocks[1]));
-        assert!(
-            !Arc::ptr_eq(&ring.blocks[2], &published.blocks[2]),
-            "the open block was copied"
-        );
+        assert_eq!(ring.full.len(), 2);
+        assert!(Arc::ptr_eq(&ring.full[0], &published.full[0]));
+        assert!(Arc::ptr_eq(&ring.full[1], &published.full[1]));
+        assert_eq!((published.open.len(), ring.open.len()), (8, 9));
     }
 
     #[test]
@@ -150,6 +163,6 @@ mod tests {
             ring.push(event(s), 1);
         }
         assert_eq!(seconds(&ring), [BLOCK as u32 * 2 + 2]);
-        assert!(ring.blocks.len() <= 2);
+        assert!(ring.full.is_empty() && ring.open.len() == 1);
     }
 }

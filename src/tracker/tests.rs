@@ -571,6 +571,11 @@ fn a_flapping_experiment_keeps_each_state_once_not_once_per_event() {
     assert!(Arc::ptr_eq(&events[1].stream_ok, &events[3].stream_ok));
     assert!(Arc::ptr_eq(&events[1].issues, &events[3].issues));
     assert!(Arc::ptr_eq(&events[0].stream_ok, &events[4].stream_ok));
+    let health = &lab.exp("pend00").health;
+    assert!(
+        Arc::ptr_eq(&health.stream_ok, &events[0].stream_ok),
+        "the judgement shares them too"
+    );
 }
 
 // ---- distrust the observer ----
@@ -743,4 +748,13 @@ fn the_snapshot_lists_problems_first_with_protocol_fields() {
     assert_eq!(broken["last_found_in_manifest"], "2026-11-21T10:00:00Z");
     assert_eq!(broken["last_checked_streams"], "2026-11-21T10:01:10Z");
     assert_eq!(snap.experiment("pend00").unwrap().events.len(), 1);
+    for e in &snap.experiments {
+        let found = snap.experiment(&e.topic_name).map(|v| v.topic_name.as_str());
+        assert_eq!(
+            found,
+            Some(e.topic_name.as_str()),
+            "healthy or not, every experiment is found"
+        );
+    }
+    assert!(snap.experiment("pend99").is_none());
 }

@@ -3,7 +3,7 @@
 //! Built after each change and shared behind an `Arc`: readers never touch
 //! the tracker. Event rings and reports are shared, not copied.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -31,7 +31,7 @@ pub struct ExperimentView {
     pub last_checked_streams: Option<DateTime<Utc>>,
     pub last_found_in_manifest: Option<DateTime<Utc>>,
     /// Current issues, in the words of the health events.
-    pub issues: Arc<Vec<String>>,
+    pub issues: Vec<String>,
     /// The availability health asks for (required streams healthy).
     pub bookable: bool,
     /// Still inside the startup grace: nothing is recorded or changed yet.
@@ -47,14 +47,19 @@ pub struct Snapshot {
     /// Problems first, then by topic.
     pub experiments: Vec<ExperimentView>,
     pub alerts: Vec<SystemAlert>,
-    index: HashMap<String, usize>,
     /// `experiments` as JSON, serialised by the first reader and shared by the rest.
     json: OnceLock<Bytes>,
 }
 
 impl Snapshot {
+    /// Found by binary search in each of the two runs `experiments` is sorted in: no index to build.
     pub fn experiment(&self, topic: &str) -> Option<&ExperimentView> {
-        self.index.get(topic).map(|&i| &self.experiments[i])
+        let problems = self.experiments.partition_point(|e| !e.healthy);
+        let (unhealthy, healthy) = self.experiments.split_at(problems);
+        [unhealthy, healthy].into_iter().find_map(|run| {
+            let i = run.binary_search_by(|e| e.topic_name.as_str().cmp(topic)).ok()?;
+            Some(&run[i])
+        })
     }
 
     /// [`Self::experiments_json`] if a reader has already made it.
@@ -98,23 +103,18 @@ impl Tracker {
                 last_checked_jump: e.last_checked_jump,
                 last_checked_streams: e.last_checked_streams,
                 last_found_in_manifest: e.last_found_in_manifest,
-                issues: e.health.issues.clone(),
+                // Copied, not shared: most experiments are healthy and have none.
+                issues: e.health.issues.to_vec(),
                 bookable: e.health.bookable,
                 in_startup_grace: e.in_grace(now, self.cfg.startup),
                 events: e.events.clone(),
             })
             .collect();
         experiments.sort_by(|a, b| (a.healthy, &a.topic_name).cmp(&(b.healthy, &b.topic_name)));
-        let index = experiments
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.topic_name.clone(), i))
-            .collect();
         Snapshot {
             at: Some(now),
             experiments,
             alerts: self.alerts().cloned().collect(),
-            index,
             json: OnceLock::new(),
         }
     }
