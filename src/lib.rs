@@ -23,6 +23,7 @@ pub mod book;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod duration;
 pub mod feed;
 pub mod logging;
 pub mod mail;

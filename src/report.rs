@@ -112,39 +112,9 @@ impl<'de> Deserialize<'de> for Last {
 /// Parses Go's `time.Duration` text form: `150ms`, `2.90373838s`, `1m30.5s`, `1h2m3.004s`.
 /// A leading sign is refused: a negative age is nonsense from a peer.
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let nanos_per_unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * nanos_per_unit;
-    }
-    (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_nanos(total.round() as u64))
+    let parsed = crate::duration::parse(s, crate::duration::Units::Go)?;
+    let nanos = u64::try_from(parsed.nanos).ok()?;
+    (!parsed.signed).then(|| Duration::from_nanos(nanos))
 }
 
 /// Formats like Go's `Duration.String()`, so the REST API shows what the relay sent.
