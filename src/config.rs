@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::duration::{self, Units};
+
 /// A configuration value that cannot be used: the service refuses to start.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}{shown}: expected {expected}")]
@@ -123,20 +125,23 @@ pub enum EmailTls {
 /// Everything needed to send digests; present only when email is configured.
 #[derive(Clone)]
 pub struct EmailConfig {
+    /// A host name or an IP address (IPv6 without brackets), never a port.
     pub host: String,
+    /// 465 for implicit TLS unless set, 587 otherwise.
     pub port: u16,
     pub from: String,
     pub to: Vec<String>,
     pub cc: Vec<String>,
     pub subject: String,
     pub link: String,
+    /// `STATUS_EMAIL_USER`, or the bare address of `from` (`a@example.org` of `Lab <a@example.org>`).
     pub user: String,
     pub password: Option<SecretString>,
     pub auth: EmailAuth,
     pub tls: EmailTls,
     /// First event opens a window this long in which others join the digest.
     pub group_wait: Duration,
-    /// Minimum time between two digests.
+    /// Minimum time from one delivered digest to the next.
     pub min_interval: Duration,
     /// A send taking longer is abandoned and retried later.
     pub timeout: Duration,
@@ -146,6 +151,7 @@ impl EmailConfig {
     /// Whether the SMTP host is this machine, where a password may travel unencrypted.
     pub fn host_is_loopback(&self) -> bool {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let host = host.strip_suffix('.').unwrap_or(host);
         host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 }
@@ -182,7 +188,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone)]
 pub struct LogConfig {
-    /// A tracing filter directive such as `warn` or `status=debug`.
+    /// One of `trace`, `debug`, `info`, `warn` or `error`: the level of this
+    /// crate's own lines (dependencies stay at `warn`).
     pub level: String,
     pub format: LogFormat,
     /// `None` is stdout; otherwise a file appended to.
@@ -263,7 +270,40 @@ const KNOWN: &[&str] = &[
 ];
 
 const PREFIX: &str = "STATUS_";
-const DURATION_EXPECTED: &str = "a duration such as 500ms, 10s, 15m, 1h30m or 1d";
+/// What the example environment file puts where a secret goes.
+const PLACEHOLDER_SECRET: &str = "replace-me";
+const PEER_HOST_EXPECTED: &str = "a host name or IP address, optionally with a port, e.g. app.example.org, \
+     127.0.0.1:8080 or [::1]:8080 (no scheme, user, path, query or fragment: the path goes in STATUS_BASEPATH_*)";
+
+/// The range a duration variable accepts: outside it a value is a mistake
+/// (a timer that spins or floods the log, a peer hammered, a deadline past
+/// the calendar), refused at start.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    min: Duration,
+    max: Duration,
+}
+
+const fn bounds(min: Duration, max: Duration) -> Bounds {
+    Bounds { min, max }
+}
+
+const ZERO: Duration = Duration::ZERO;
+const MS_100: Duration = Duration::from_millis(100);
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3_600);
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
+/// Thresholds compared with reported ages, where a fraction of a second makes sense.
+const FINE_THRESHOLD: Bounds = bounds(MS_100, YEAR);
+/// Deadlines checked on the reconciler's one-second tick, and periods that contact a peer.
+const COARSE: Bounds = bounds(SECOND, YEAR);
+/// Waits that may be skipped altogether.
+const OPTIONAL_WAIT: Bounds = bounds(ZERO, YEAR);
+/// A log line this often at most.
+const LOG_PERIOD: Bounds = bounds(MS_100, YEAR);
+/// Bounds on one request or conversation with a peer.
+const TIMEOUT: Bounds = bounds(SECOND, HOUR);
 
 /// The `STATUS_` variables, read one at a time by name.
 struct Vars(BTreeMap<String, String>);
@@ -286,14 +326,22 @@ impl Vars {
             .ok_or_else(|| ConfigError::missing(&Self::name(key), expected))
     }
 
+    /// A secret as given (spaces included), unless unset, empty or the example's placeholder.
+    fn optional_secret(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
+        match self.0.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) if v.trim() == PLACEHOLDER_SECRET => Err(ConfigError::bad(
+                &Self::name(key),
+                PLACEHOLDER_SECRET,
+                "the real secret: replace-me is the example file's placeholder",
+            )),
+            Some(v) => Ok(Some(SecretString::from(v.clone()))),
+        }
+    }
+
     fn secret(&self, key: &str) -> Result<SecretString, ConfigError> {
-        let name = Self::name(key);
-        let value = self
-            .0
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| ConfigError::missing(&name, "the shared HS256 secret"))?;
-        Ok(SecretString::from(value.clone()))
+        self.optional_secret(key)?
+            .ok_or_else(|| ConfigError::missing(&Self::name(key), "the shared HS256 secret"))
     }
 
     fn parse<T>(&self, key: &str, default: T, expected: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, ConfigError> {
@@ -303,23 +351,27 @@ impl Vars {
         }
     }
 
-    fn duration(&self, key: &str, default: &str) -> Result<Duration, ConfigError> {
-        let default = parse_duration(default).expect("built-in defaults are valid durations");
-        self.parse(key, default, DURATION_EXPECTED, parse_duration)
-    }
-
-    /// A duration that drives a timer, so zero would spin.
-    fn period(&self, key: &str, default: &str) -> Result<Duration, ConfigError> {
-        let d = self.duration(key, default)?;
-        if d.is_zero() {
-            let v = self.raw(key).unwrap_or_default();
-            return Err(ConfigError::bad(
+    /// A duration in Go's grammar (plus `d`), within `range`.
+    fn duration(&self, key: &str, default: &str, range: Bounds) -> Result<Duration, ConfigError> {
+        let Some(v) = self.raw(key) else {
+            return Ok(parse_duration(default).expect("built-in defaults are valid durations"));
+        };
+        let parsed = duration::parse(v, Units::GoAndDays);
+        let value = parsed.and_then(|p| match p.magnitude() {
+            Some(d) if p.negative && !d.is_zero() => None,
+            d => d,
+        });
+        value.filter(|d| (range.min..=range.max).contains(d)).ok_or_else(|| {
+            ConfigError::bad(
                 &Self::name(key),
                 v,
-                format!("{DURATION_EXPECTED}, greater than zero"),
-            ));
-        }
-        Ok(d)
+                format!(
+                    "a duration from {} to {}, such as 500ms, 10s, 15m, 1h30m or 1d",
+                    duration::format(range.min),
+                    duration::format(range.max)
+                ),
+            )
+        })
     }
 
     fn port(&self, key: &str, default: u16) -> Result<u16, ConfigError> {
@@ -344,14 +396,7 @@ impl Vars {
 
     fn peer(&self, which: &str) -> Result<Peer, ConfigError> {
         let host_key = format!("HOST_{which}");
-        let host = self.required(&host_key, "a host name, optionally with a port, e.g. app.example.org")?;
-        if host.contains("://") || host.contains('/') || host.contains(char::is_whitespace) {
-            return Err(ConfigError::bad(
-                &Self::name(&host_key),
-                host,
-                "a bare host name without scheme or path, e.g. app.example.org (put the path in STATUS_BASEPATH_*)",
-            ));
-        }
+        let host = self.required(&host_key, PEER_HOST_EXPECTED)?;
         let scheme = self.parse(&format!("SCHEME_{which}"), Scheme::Https, "https or http", |v| match v
             .to_ascii_lowercase()
             .as_str()
@@ -360,6 +405,9 @@ impl Vars {
             "http" => Some(Scheme::Http),
             _ => None,
         })?;
+        if !peer_host_is_valid(scheme, host) {
+            return Err(ConfigError::bad(&Self::name(&host_key), host, PEER_HOST_EXPECTED));
+        }
         Ok(Peer {
             scheme,
             host: host.to_string(),
@@ -367,6 +415,46 @@ impl Vars {
             secret: self.secret(&format!("SECRET_{which}"))?,
         })
     }
+}
+
+/// Whether `{scheme}://{host}` is a URL with a host, perhaps a port, and nothing else.
+fn peer_host_is_valid(scheme: Scheme, host: &str) -> bool {
+    // Characters the URL parser would take as the start of another part, or quietly decode.
+    if host.contains(['/', '\\', '?', '#', '@', '%']) || host.contains(char::is_whitespace) || host.ends_with(':') {
+        return false;
+    }
+    let Ok(url) = url::Url::parse(&format!("{scheme}://{host}")) else {
+        return false;
+    };
+    url.has_host()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.port() != Some(0)
+}
+
+/// `STATUS_EMAIL_HOST` for lettre: a DNS name as given, or an IP address
+/// (IPv6 without brackets, so it resolves); `None` for anything else.
+fn email_host(v: &str) -> Option<String> {
+    let unbracketed = v.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    if let Ok(ip) = unbracketed.unwrap_or(v).parse::<IpAddr>() {
+        return Some(ip.to_string());
+    }
+    let name = v.strip_suffix('.').unwrap_or(v);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    // A last label of digits only is neither a name nor an address (`10.0.0`); TLS refuses it too.
+    let numeric = name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    (name.len() <= 253 && name.split('.').all(label_ok) && !numeric).then(|| v.to_string())
 }
 
 impl Config {
@@ -390,9 +478,9 @@ impl Config {
             .collect();
 
         let last_active = if vars.raw("HEALTH_LAST_ACTIVE").is_some() {
-            vars.period("HEALTH_LAST_ACTIVE", "10s")?
+            vars.duration("HEALTH_LAST_ACTIVE", "10s", FINE_THRESHOLD)?
         } else {
-            vars.period("HEALTH_LAST", "10s")?
+            vars.duration("HEALTH_LAST", "10s", FINE_THRESHOLD)?
         };
         if vars.raw("HEALTH_LAST_ACTIVE").is_some() && vars.raw("HEALTH_LAST").is_some() {
             warnings.push(
@@ -415,20 +503,20 @@ impl Config {
             port_serve: vars.port("PORT_SERVE", 3007)?,
             health: HealthConfig {
                 last_active,
-                last_checked: vars.period("HEALTH_LAST_CHECKED", "30s")?,
-                startup: vars.duration("HEALTH_STARTUP", "1m")?,
+                last_checked: vars.duration("HEALTH_LAST_CHECKED", "30s", COARSE)?,
+                startup: vars.duration("HEALTH_STARTUP", "1m", OPTIONAL_WAIT)?,
                 events: vars.parse("HEALTH_EVENTS", 100, "a whole number from 1 to 100000", |v| {
                     v.parse().ok().filter(|n| (1..=100_000).contains(n))
                 })?,
                 mass_change_guard: vars.flag("MASS_CHANGE_GUARD", true)?,
             },
-            health_log_every: vars.period("HEALTH_LOG_EVERY", "1h")?,
-            query_book_every: vars.period("QUERY_BOOK_EVERY", "15m")?,
-            reconnect_relay_every: vars.period("RECONNECT_RELAY_EVERY", "1d")?,
-            reconnect_jump_every: vars.period("RECONNECT_JUMP_EVERY", "1d")?,
-            timeout_book: vars.period("TIMEOUT_BOOK", "5s")?,
+            health_log_every: vars.duration("HEALTH_LOG_EVERY", "1h", LOG_PERIOD)?,
+            query_book_every: vars.duration("QUERY_BOOK_EVERY", "15m", COARSE)?,
+            reconnect_relay_every: vars.duration("RECONNECT_RELAY_EVERY", "1d", COARSE)?,
+            reconnect_jump_every: vars.duration("RECONNECT_JUMP_EVERY", "1d", COARSE)?,
+            timeout_book: vars.duration("TIMEOUT_BOOK", "5s", TIMEOUT)?,
             dry_run: vars.flag("DRY_RUN", false)?,
-            email: email(&vars)?,
+            email: email(&vars, &mut warnings)?,
             log: LogConfig {
                 level: vars.parse(
                     "LOG_LEVEL",
@@ -512,40 +600,51 @@ impl Config {
     }
 }
 
-fn email(vars: &Vars) -> Result<Email, ConfigError> {
-    let missing: Vec<&'static str> = [
-        ("EMAIL_HOST", "STATUS_EMAIL_HOST"),
-        ("EMAIL_FROM", "STATUS_EMAIL_FROM"),
-        ("EMAIL_TO", "STATUS_EMAIL_TO"),
-    ]
-    .into_iter()
-    .filter(|(k, _)| vars.raw(k).is_none())
-    .map(|(_, name)| name)
-    .collect();
-    if !missing.is_empty() {
-        return Ok(Email::Off { missing });
+fn email(vars: &Vars, warnings: &mut Vec<String>) -> Result<Email, ConfigError> {
+    // Every value that is set is checked even while email is off, so a
+    // mistake shows now rather than on the day email is switched on.
+    let host = match vars.raw("EMAIL_HOST") {
+        None => None,
+        Some(v) => Some(email_host(v).ok_or_else(|| {
+            ConfigError::bad(
+                "STATUS_EMAIL_HOST",
+                v,
+                "a host name or IP address such as smtp.example.org, without scheme or port \
+                 (the port goes in STATUS_EMAIL_PORT)",
+            )
+        })?),
+    };
+    let from = vars.raw("EMAIL_FROM").map(String::from);
+    let (to, cc) = (vars.list("EMAIL_TO"), vars.list("EMAIL_CC"));
+    let mut from_address = None;
+    for (key, addresses) in [
+        ("EMAIL_FROM", from.iter().cloned().collect::<Vec<_>>()),
+        ("EMAIL_TO", to.clone()),
+        ("EMAIL_CC", cc.clone()),
+    ] {
+        for a in &addresses {
+            match a.parse::<lettre::message::Mailbox>() {
+                Ok(mailbox) if key == "EMAIL_FROM" => from_address = Some(mailbox.email.to_string()),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(ConfigError::bad(
+                        &Vars::name(key),
+                        a,
+                        "mail addresses such as status@example.org or Lab Status <status@example.org>, comma-separated",
+                    ))
+                }
+            }
+        }
     }
-    let from = vars.string("EMAIL_FROM", "");
     let auth = vars.parse("EMAIL_AUTH_TYPE", EmailAuth::None, "none, plain or login", |v| match v
         .to_ascii_lowercase()
         .as_str()
     {
-        "none" | "" => Some(EmailAuth::None),
+        "none" => Some(EmailAuth::None),
         "plain" => Some(EmailAuth::Plain),
         "login" => Some(EmailAuth::Login),
         _ => None,
     })?;
-    let password = vars
-        .0
-        .get("EMAIL_PASSWORD")
-        .filter(|v| !v.is_empty())
-        .map(|v| SecretString::from(v.clone()));
-    if auth != EmailAuth::None && password.is_none() {
-        return Err(ConfigError::missing(
-            "STATUS_EMAIL_PASSWORD",
-            "a password, because STATUS_EMAIL_AUTH_TYPE asks for authentication",
-        ));
-    }
     let tls = vars.parse("EMAIL_TLS", EmailTls::Auto, "auto, starttls, tls or none", |v| match v
         .to_ascii_lowercase()
         .as_str()
@@ -556,37 +655,52 @@ fn email(vars: &Vars) -> Result<Email, ConfigError> {
         "none" => Some(EmailTls::None),
         _ => None,
     })?;
-    for (key, addresses) in [
-        ("EMAIL_FROM", vec![from.clone()]),
-        ("EMAIL_TO", vars.list("EMAIL_TO")),
-        ("EMAIL_CC", vars.list("EMAIL_CC")),
-    ] {
-        if let Some(bad) = addresses
-            .iter()
-            .find(|a| a.parse::<lettre::message::Mailbox>().is_err())
-        {
-            return Err(ConfigError::bad(
-                &Vars::name(key),
-                bad,
-                "mail addresses such as status@example.org or Lab Status <status@example.org>, comma-separated",
-            ));
-        }
+    // Implicit TLS has its own port; everything else starts in clear on the submission port.
+    let port = vars.port("EMAIL_PORT", if tls == EmailTls::Tls { 465 } else { 587 })?;
+    let password = vars.optional_secret("EMAIL_PASSWORD")?;
+    if password.is_some() && auth == EmailAuth::None {
+        warnings.push(
+            "STATUS_EMAIL_PASSWORD is set but STATUS_EMAIL_AUTH_TYPE is none, so it is not used \
+             (set STATUS_EMAIL_AUTH_TYPE=plain or login to log in)"
+                .into(),
+        );
+    }
+    let group_wait = vars.duration("EMAIL_GROUP_WAIT", "10s", OPTIONAL_WAIT)?;
+    let min_interval = vars.duration("EMAIL_MIN_INTERVAL", "1m", COARSE)?;
+    let timeout = vars.duration("EMAIL_TIMEOUT", "30s", TIMEOUT)?;
+
+    let missing: Vec<&'static str> = [
+        ("STATUS_EMAIL_HOST", host.is_none()),
+        ("STATUS_EMAIL_FROM", from.is_none()),
+        ("STATUS_EMAIL_TO", to.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(name, missing)| missing.then_some(name))
+    .collect();
+    let (Some(host), Some(from), Some(from_address), true) = (host, from, from_address, missing.is_empty()) else {
+        return Ok(Email::Off { missing });
+    };
+    if auth != EmailAuth::None && password.is_none() {
+        return Err(ConfigError::missing(
+            "STATUS_EMAIL_PASSWORD",
+            "a password, because STATUS_EMAIL_AUTH_TYPE asks for authentication",
+        ));
     }
     let config = EmailConfig {
-        host: vars.string("EMAIL_HOST", ""),
-        port: vars.port("EMAIL_PORT", 587)?,
-        user: vars.string("EMAIL_USER", &from),
+        host,
+        port,
+        user: vars.raw("EMAIL_USER").map_or(from_address, String::from),
         from,
-        to: vars.list("EMAIL_TO"),
-        cc: vars.list("EMAIL_CC"),
+        to,
+        cc,
         subject: vars.string("EMAIL_SUBJECT", "Lab status:"),
         link: vars.string("EMAIL_LINK", ""),
         password,
         auth,
         tls,
-        group_wait: vars.duration("EMAIL_GROUP_WAIT", "10s")?,
-        min_interval: vars.duration("EMAIL_MIN_INTERVAL", "1m")?,
-        timeout: vars.period("EMAIL_TIMEOUT", "30s")?,
+        group_wait,
+        min_interval,
+        timeout,
     };
     if config.auth != EmailAuth::None && config.tls == EmailTls::None && !config.host_is_loopback() {
         return Err(ConfigError::bad(
@@ -601,14 +715,17 @@ fn email(vars: &Vars) -> Result<Email, ConfigError> {
     Ok(Email::On(config))
 }
 
-/// `500ms`, `10s`, `15m`, `1h30m`, `1d`, `1h 30m`: humantime's grammar.
+/// A duration in the configuration's grammar: Go's (`1h0m0s`, `2h45m0.5s`,
+/// `1.5h`, `300ms`, `.5s`, `+10s`) plus `d` for days (`1d`, `1d12h`); never negative.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    humantime::parse_duration(s.trim()).ok()
+    duration::parse(s.trim(), Units::GoAndDays)
+        .filter(|p| !p.negative || p.nanos == 0)
+        .and_then(|p| p.magnitude())
 }
 
-/// The inverse of [`parse_duration`], for printing effective values.
+/// The compact form of [`parse_duration`]'s input, for printing effective values: `1d`, `1h30m`, `500ms`.
 pub fn fmt_duration(d: Duration) -> String {
-    humantime::format_duration(d).to_string().replace(' ', "")
+    duration::format(d)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -712,11 +829,307 @@ mod tests {
             ("15m", 900.0),
             ("1h30m", 5400.0),
             ("1d", 86400.0),
+            ("1d12h", 129_600.0),
+            // The previous service's (Go's) forms.
+            ("1h0m0s", 3600.0),
+            ("2h45m0.5s", 9900.5),
+            ("1.5h", 5400.0),
+            ("300ms", 0.3),
+            (".5s", 0.5),
+            ("5.s", 5.0),
+            ("+10s", 10.0),
+            ("0", 0.0),
         ] {
             assert_eq!(parse_duration(s).unwrap().as_secs_f64(), secs, "{s}");
         }
-        assert!(parse_duration("abc").is_none());
-        assert!(parse_duration("10").is_none());
+        for bad in ["abc", "10", "1M", "1y", "1month", "1 day", "1h 30m", "-1s", "1w"] {
+            assert!(parse_duration(bad).is_none(), "{bad}");
+        }
+    }
+
+    fn email_on(extra: &[(&str, &str)]) -> EmailConfig {
+        let mut vars = vec![
+            ("STATUS_EMAIL_HOST", "smtp.example.org"),
+            ("STATUS_EMAIL_FROM", "Lab Status <status@example.org>"),
+            ("STATUS_EMAIL_TO", "a@example.org"),
+        ];
+        vars.extend_from_slice(extra);
+        match with(&vars).unwrap().email {
+            Email::On(e) => e,
+            Email::Off { missing } => panic!("email is configured, yet off: {missing:?}"),
+        }
+    }
+
+    #[test]
+    fn every_duration_is_bounded_and_a_refusal_names_the_range() {
+        for (var, value, range) in [
+            // Past what any clock or timer can take: panics once, refused now.
+            ("STATUS_HEALTH_LAST_CHECKED", "1000000y", "from 1s to 365d"),
+            ("STATUS_HEALTH_LAST_CHECKED", "100000000h", "from 1s to 365d"),
+            ("STATUS_HEALTH_LOG_EVERY", "500000000000y", "from 100ms to 365d"),
+            (
+                "STATUS_HEALTH_LOG_EVERY",
+                "9999999999999999999999h",
+                "from 100ms to 365d",
+            ),
+            // A log line per nanosecond, peers hammered.
+            ("STATUS_HEALTH_LOG_EVERY", "1ns", "from 100ms to 365d"),
+            ("STATUS_HEALTH_LOG_EVERY", "99ms", "from 100ms to 365d"),
+            ("STATUS_QUERY_BOOK_EVERY", "10ms", "from 1s to 365d"),
+            ("STATUS_RECONNECT_RELAY_EVERY", "999ms", "from 1s to 365d"),
+            ("STATUS_RECONNECT_JUMP_EVERY", "0s", "from 1s to 365d"),
+            ("STATUS_TIMEOUT_BOOK", "1ms", "from 1s to 1h"),
+            ("STATUS_TIMEOUT_BOOK", "2h", "from 1s to 1h"),
+            ("STATUS_HEALTH_LAST_ACTIVE", "10ms", "from 100ms to 365d"),
+            ("STATUS_HEALTH_LAST", "366d", "from 100ms to 365d"),
+            ("STATUS_HEALTH_STARTUP", "365d1ns", "from 0s to 365d"),
+            ("STATUS_HEALTH_STARTUP", "-1s", "from 0s to 365d"),
+            ("STATUS_EMAIL_GROUP_WAIT", "-10s", "from 0s to 365d"),
+            ("STATUS_EMAIL_MIN_INTERVAL", "0s", "from 1s to 365d"),
+            ("STATUS_EMAIL_TIMEOUT", "100ms", "from 1s to 1h"),
+            // Units a Go user would not expect: `M` is not a month, nor `y` a year.
+            ("STATUS_HEALTH_STARTUP", "1M", "from 0s to 365d"),
+            ("STATUS_HEALTH_STARTUP", "1y", "from 0s to 365d"),
+            ("STATUS_HEALTH_STARTUP", "1day", "from 0s to 365d"),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var(), var, "{value}");
+            let line = e.to_string();
+            assert!(line.contains(&format!("{var}=\"{value}\"")), "{line}");
+            assert!(line.contains(range), "{line}");
+            assert!(!line.contains('\n'));
+        }
+        for (var, value) in [
+            ("STATUS_HEALTH_LOG_EVERY", "100ms"),
+            ("STATUS_HEALTH_LAST_CHECKED", "365d"),
+            ("STATUS_HEALTH_LAST_CHECKED", "8760h"),
+            ("STATUS_HEALTH_STARTUP", "0s"),
+            ("STATUS_HEALTH_STARTUP", "-0s"),
+            ("STATUS_TIMEOUT_BOOK", "1h"),
+            ("STATUS_QUERY_BOOK_EVERY", "1s"),
+            ("STATUS_EMAIL_GROUP_WAIT", "0"),
+        ] {
+            assert!(with(&[(var, value)]).is_ok(), "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn effective_durations_print_in_the_compact_form() {
+        let c = with(&[
+            ("STATUS_HEALTH_STARTUP", "1h0m0s"),
+            ("STATUS_HEALTH_LAST_CHECKED", "1.5h"),
+            ("STATUS_HEALTH_LAST_ACTIVE", "2h45m0.5s"),
+            ("STATUS_QUERY_BOOK_EVERY", "1d12h"),
+            ("STATUS_TIMEOUT_BOOK", "+10s"),
+            ("STATUS_EMAIL_HOST", "smtp.example.org"),
+            ("STATUS_EMAIL_FROM", "status@example.org"),
+            ("STATUS_EMAIL_TO", "a@example.org"),
+            ("STATUS_EMAIL_GROUP_WAIT", ".5s"),
+        ])
+        .unwrap();
+        let described = c.describe();
+        for (var, shown) in [
+            ("STATUS_HEALTH_STARTUP", "1h"),
+            ("STATUS_HEALTH_LAST_CHECKED", "1h30m"),
+            ("STATUS_HEALTH_LAST_ACTIVE", "2h45m500ms"),
+            ("STATUS_QUERY_BOOK_EVERY", "1d12h"),
+            ("STATUS_TIMEOUT_BOOK", "10s"),
+            ("STATUS_RECONNECT_RELAY_EVERY", "1d"),
+            ("STATUS_EMAIL_GROUP_WAIT", "500ms"),
+            ("STATUS_EMAIL_MIN_INTERVAL", "1m"),
+        ] {
+            assert!(
+                described.contains(&(var.into(), shown.into())),
+                "{var}={shown} in {described:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_smtp_user_defaults_to_the_bare_sender_address() {
+        assert_eq!(email_on(&[]).user, "status@example.org");
+        assert_eq!(email_on(&[("STATUS_EMAIL_USER", "bot")]).user, "bot");
+    }
+
+    #[test]
+    fn implicit_tls_defaults_to_port_465() {
+        assert_eq!(email_on(&[("STATUS_EMAIL_TLS", "tls")]).port, 465);
+        assert_eq!(
+            email_on(&[("STATUS_EMAIL_TLS", "TLS"), ("STATUS_EMAIL_PORT", "2465")]).port,
+            2465
+        );
+        for tls in ["auto", "starttls", "none"] {
+            assert_eq!(email_on(&[("STATUS_EMAIL_TLS", tls)]).port, 587, "{tls}");
+        }
+        let c = with(&[
+            ("STATUS_EMAIL_HOST", "smtp.example.org"),
+            ("STATUS_EMAIL_FROM", "status@example.org"),
+            ("STATUS_EMAIL_TO", "a@example.org"),
+            ("STATUS_EMAIL_TLS", "tls"),
+        ])
+        .unwrap();
+        assert!(c.describe().contains(&("STATUS_EMAIL_PORT".into(), "465".into())));
+    }
+
+    #[test]
+    fn a_peer_host_is_a_host_and_perhaps_a_port_nothing_else() {
+        for bad in [
+            "https://relay.example.org",
+            "relay.example.org/relay",
+            "relay.example.org?x=1",
+            "relay.example.org#frag",
+            "user@relay.example.org",
+            "user:pw@relay.example.org",
+            "relay.example.org:abc",
+            "relay.example.org:",
+            "relay.example.org:0",
+            "relay.example.org:65536",
+            "http:relay",
+            "relay example.org",
+            "::1",
+            "[::1",
+            "rel%61y.example.org",
+            "relay\\example.org",
+        ] {
+            let e = with(&[("STATUS_HOST_RELAY", bad)]).unwrap_err();
+            assert_eq!(e.var(), "STATUS_HOST_RELAY", "{bad}");
+            assert!(
+                e.to_string().contains("no scheme, user, path, query or fragment"),
+                "{e}"
+            );
+        }
+        for good in [
+            "relay.example.org",
+            "Relay.Example.org",
+            "relay.example.org:8443",
+            "relay.example.org:443",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "[::1]",
+            "localhost",
+        ] {
+            let c = with(&[("STATUS_HOST_RELAY", good)]).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(c.relay.base_url(), format!("https://{good}"));
+        }
+    }
+
+    #[test]
+    fn only_http_and_https_are_schemes() {
+        for bad in ["ws", "wss", "ftp", "https://"] {
+            let e = with(&[("STATUS_SCHEME_RELAY", bad)]).unwrap_err();
+            assert_eq!(e.var(), "STATUS_SCHEME_RELAY", "{bad}");
+            assert!(e.to_string().contains("https or http"), "{e}");
+        }
+        let c = with(&[("STATUS_SCHEME_BOOK", "HTTP")]).unwrap();
+        assert_eq!(c.book.base_url(), "http://book.example.org");
+    }
+
+    #[test]
+    fn the_email_host_is_a_bare_name_or_address() {
+        for bad in [
+            "smtp://x",
+            "x:587",
+            "smtp.example.org:587",
+            "[::1]:25",
+            "smtp example.org",
+            "user@smtp.example.org",
+            "smtp.example.org/",
+            "-smtp.example.org",
+            "smtp..example.org",
+            "smtp.exämple.org",
+            "10.0.0",
+            "10.0.0.256",
+        ] {
+            let e = with(&[
+                ("STATUS_EMAIL_HOST", bad),
+                ("STATUS_EMAIL_FROM", "status@example.org"),
+                ("STATUS_EMAIL_TO", "a@example.org"),
+            ])
+            .unwrap_err();
+            assert_eq!(e.var(), "STATUS_EMAIL_HOST", "{bad}");
+            assert!(e.to_string().contains("the port goes in STATUS_EMAIL_PORT"), "{e}");
+        }
+        for (given, host, loopback) in [
+            ("smtp.example.org", "smtp.example.org", false),
+            ("smtp.example.org.", "smtp.example.org.", false),
+            ("mail_relay.internal", "mail_relay.internal", false),
+            ("192.0.2.7", "192.0.2.7", false),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("localhost", "localhost", true),
+            ("localhost.", "localhost.", true),
+            // Brackets are dropped so that lettre can resolve the address.
+            ("[::1]", "::1", true),
+            ("::1", "::1", true),
+        ] {
+            let e = email_on(&[("STATUS_EMAIL_HOST", given)]);
+            assert_eq!(e.host, host, "{given}");
+            assert_eq!(e.host_is_loopback(), loopback, "{given}");
+        }
+    }
+
+    #[test]
+    fn set_email_values_are_checked_even_while_email_is_off() {
+        for (var, value) in [
+            ("STATUS_EMAIL_PORT", "abc"),
+            ("STATUS_EMAIL_PORT", "0"),
+            ("STATUS_EMAIL_HOST", "smtp.example.org:25"),
+            ("STATUS_EMAIL_FROM", "not an address"),
+            ("STATUS_EMAIL_CC", "nobody"),
+            ("STATUS_EMAIL_TLS", "ssl"),
+            ("STATUS_EMAIL_AUTH_TYPE", "cram-md5"),
+            ("STATUS_EMAIL_MIN_INTERVAL", "1ns"),
+            ("STATUS_EMAIL_PASSWORD", "replace-me"),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var(), var, "{value}");
+        }
+        // Set but incomplete: off, and says what is missing.
+        let c = with(&[("STATUS_EMAIL_HOST", "smtp.example.org"), ("STATUS_EMAIL_TO", " , ")]).unwrap();
+        match c.email {
+            Email::Off { missing } => assert_eq!(missing, ["STATUS_EMAIL_FROM", "STATUS_EMAIL_TO"]),
+            Email::On(_) => panic!("from and to are missing"),
+        }
+    }
+
+    #[test]
+    fn a_password_without_authentication_is_warned_about_once() {
+        let c = with(&[
+            ("STATUS_EMAIL_HOST", "smtp.example.org"),
+            ("STATUS_EMAIL_FROM", "status@example.org"),
+            ("STATUS_EMAIL_TO", "a@example.org"),
+            ("STATUS_EMAIL_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("STATUS_EMAIL_PASSWORD") && c.warnings[0].contains("none"));
+        assert!(!c.warnings[0].contains("hunter2"));
+        let c = with(&[
+            ("STATUS_EMAIL_HOST", "smtp.example.org"),
+            ("STATUS_EMAIL_FROM", "status@example.org"),
+            ("STATUS_EMAIL_TO", "a@example.org"),
+            ("STATUS_EMAIL_PASSWORD", "hunter2"),
+            ("STATUS_EMAIL_AUTH_TYPE", "plain"),
+        ])
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn the_example_placeholder_secret_is_refused() {
+        for var in ["STATUS_SECRET_RELAY", "STATUS_SECRET_JUMP", "STATUS_SECRET_BOOK"] {
+            let e = with(&[(var, "replace-me")]).unwrap_err();
+            assert_eq!(e.var(), var);
+            assert!(e.to_string().contains("the real secret"), "{e}");
+        }
+        let e = with(&[
+            ("STATUS_EMAIL_HOST", "smtp.example.org"),
+            ("STATUS_EMAIL_FROM", "status@example.org"),
+            ("STATUS_EMAIL_TO", "a@example.org"),
+            ("STATUS_EMAIL_AUTH_TYPE", "login"),
+            ("STATUS_EMAIL_PASSWORD", " replace-me"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var(), "STATUS_EMAIL_PASSWORD");
     }
 
     #[test]
@@ -887,6 +1300,17 @@ mod tests {
             .filter_map(|l| l.split_once('='))
             .filter(|(k, _)| k.starts_with(PREFIX) && !k.contains(' '))
             .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(
+            Config::from_vars(vars.clone()).is_err_and(|e| e.to_string().contains("the real secret")),
+            "the placeholder secrets must be replaced before use"
+        );
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(k, v)| match v.as_str() {
+                PLACEHOLDER_SECRET => (k, "a-real-secret".to_string()),
+                _ => (k, v),
+            })
             .collect();
         for known in KNOWN {
             let name = format!("{PREFIX}{known}");

@@ -85,11 +85,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration, refused (exit 2, one line) when a value is bad or the
+/// mail transport cannot be built from it, for `check` and `serve` alike.
 fn load() -> Result<Config, ExitCode> {
-    Config::from_env().map_err(|e| {
+    let refuse = |e: &dyn std::fmt::Display| {
         eprintln!("status: {e}");
         ExitCode::from(EXIT_CONFIG)
-    })
+    };
+    let config = Config::from_env().map_err(|e| refuse(&e))?;
+    if let Email::On(email) = &config.email {
+        status::mail::Mailer::new(email).map_err(|e| refuse(&e))?;
+    }
+    Ok(config)
 }
 
 fn check() -> ExitCode {
@@ -201,7 +208,7 @@ fn run_demo(args: DemoArgs) -> ExitCode {
         match args.run_for {
             Some(d) => println!(
                 "Running for {}; Ctrl-C stops it sooner.\n",
-                humantime::format_duration(d)
+                status::config::fmt_duration(d)
             ),
             None => println!("Ctrl-C stops it.\n"),
         }

@@ -52,7 +52,7 @@ fn check_prints_effective_values_and_hides_secrets() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("STATUS_SECRET_BOOK=<set>"), "{stdout}");
-    assert!(stdout.contains("STATUS_RECONNECT_RELAY_EVERY=1day"), "{stdout}");
+    assert!(stdout.contains("STATUS_RECONNECT_RELAY_EVERY=1d\n"), "{stdout}");
     assert!(stdout.contains("STATUS_PORT_SERVE=3007"));
     assert!(stdout.contains("STATUS_EMAIL=off"));
     let all = stdout + &text(&out.stderr);
@@ -61,6 +61,138 @@ fn check_prints_effective_values_and_hides_secrets() {
         text(&out.stderr).contains("STATUS_HEALTH_STARTUPP"),
         "typo warned about"
     );
+}
+
+/// Email on, with a password: `check` shows it only as `<set>`, wherever it looks.
+fn email_on(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("STATUS_EMAIL_HOST", "smtp.example.org"),
+        ("STATUS_EMAIL_FROM", "Lab Status <status@example.org>"),
+        ("STATUS_EMAIL_TO", "maintainers@example.org"),
+        ("STATUS_EMAIL_AUTH_TYPE", "login"),
+        ("STATUS_EMAIL_PASSWORD", "smtp-pa55word"),
+    ];
+    vars.extend_from_slice(extra);
+    with(&vars)
+}
+
+#[test]
+fn check_with_email_on_shows_the_password_only_as_set() {
+    let out = run(&email_on(&[("STATUS_EMAIL_TLS", "tls")]), &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "STATUS_EMAIL_PASSWORD=<set>\n",
+        "STATUS_EMAIL_HOST=smtp.example.org\n",
+        // The bare address logs in, not the display name with it.
+        "STATUS_EMAIL_USER=status@example.org\n",
+        // Implicit TLS, no port given: its own port.
+        "STATUS_EMAIL_TLS=tls\n",
+        "STATUS_EMAIL_PORT=465\n",
+        "STATUS_EMAIL_MIN_INTERVAL=1m\n",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in {stdout}");
+    }
+    let all = stdout + &text(&out.stderr);
+    assert!(!all.contains("smtp-pa55word"), "the password leaked: {all}");
+}
+
+#[test]
+fn check_prints_go_durations_in_the_compact_form() {
+    let out = run(
+        &with(&[
+            ("STATUS_HEALTH_STARTUP", "1h0m0s"),
+            ("STATUS_QUERY_BOOK_EVERY", "1.5h"),
+            ("STATUS_HEALTH_LAST_CHECKED", "1d12h"),
+            ("STATUS_TIMEOUT_BOOK", "+10s"),
+            ("STATUS_HEALTH_LAST_ACTIVE", ".5s"),
+        ]),
+        &["check"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "STATUS_HEALTH_STARTUP=1h\n",
+        "STATUS_QUERY_BOOK_EVERY=1h30m\n",
+        "STATUS_HEALTH_LAST_CHECKED=1d12h\n",
+        "STATUS_TIMEOUT_BOOK=10s\n",
+        "STATUS_HEALTH_LAST_ACTIVE=500ms\n",
+        "STATUS_HEALTH_LOG_EVERY=1h\n",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in {stdout}");
+    }
+}
+
+#[test]
+fn out_of_range_durations_exit_2_naming_variable_value_and_range() {
+    for (var, value, range) in [
+        ("STATUS_HEALTH_LAST_CHECKED", "1000000y", "from 1s to 365d"),
+        ("STATUS_HEALTH_LAST_CHECKED", "100000000h", "from 1s to 365d"),
+        ("STATUS_HEALTH_LOG_EVERY", "500000000000y", "from 100ms to 365d"),
+        ("STATUS_HEALTH_LOG_EVERY", "1ns", "from 100ms to 365d"),
+        ("STATUS_RECONNECT_RELAY_EVERY", "1ms", "from 1s to 365d"),
+        ("STATUS_HEALTH_STARTUP", "-1m", "from 0s to 365d"),
+        ("STATUS_QUERY_BOOK_EVERY", "1M", "from 1s to 365d"),
+    ] {
+        for command in ["check", "serve"] {
+            let out = run(&with(&[(var, value)]), &[command]);
+            assert_eq!(out.status.code(), Some(2), "{command} {var}={value}");
+            let err = text(&out.stderr);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(
+                err.contains(&format!("{var}=\"{value}\"")) && err.contains(range),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn set_email_values_are_checked_while_email_is_off_and_placeholders_refused() {
+    for (vars, needle) in [
+        (&[("STATUS_EMAIL_PORT", "abc")][..], "STATUS_EMAIL_PORT=\"abc\""),
+        (&[("STATUS_EMAIL_HOST", "smtp.example.org:587")], "STATUS_EMAIL_PORT)"),
+        (&[("STATUS_SECRET_JUMP", "replace-me")], "the real secret"),
+    ] {
+        let out = run(&with(vars), &["check"]);
+        assert_eq!(out.status.code(), Some(2), "{vars:?}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn a_password_without_authentication_is_one_warning() {
+    let out = run(&email_on(&[("STATUS_EMAIL_AUTH_TYPE", "none")]), &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("warning") && l.contains("STATUS_EMAIL_PASSWORD"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("smtp-pa55word") && !text(&out.stdout).contains("smtp-pa55word"));
+}
+
+/// The startup lines an operator needs when something is off on purpose or for compatibility.
+#[test]
+fn serve_says_email_is_off_and_that_profile_serves_nothing() {
+    let env = with(&[("STATUS_LOG_FORMAT", "text"), ("STATUS_PROFILE", "true")]);
+    let mut served = Served::start(&env);
+    served.wait_until_serving();
+    let email_off = "email is off: STATUS_EMAIL_HOST, STATUS_EMAIL_FROM, STATUS_EMAIL_TO not set";
+    let profile = "STATUS_PROFILE=true is accepted for compatibility but serves no profiler";
+    wait_until("both startup warnings", || {
+        (served.logged(&["WARN", email_off]) > 0 && served.logged(&["WARN", profile]) > 0).then_some(())
+    });
+    served.sigterm();
+    let (exit, out) = served.wait_exit();
+    assert_eq!(exit.code(), Some(0), "{out}");
+    assert_eq!(out.matches(email_off).count(), 1, "once: {out}");
+    assert_eq!(out.matches(profile).count(), 1, "once: {out}");
 }
 
 #[test]
