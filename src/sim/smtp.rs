@@ -2,8 +2,9 @@
 //!
 //! It speaks enough ESMTP for lettre (EHLO, optional AUTH PLAIN/LOGIN, MAIL,
 //! RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), records every message
-//! it accepts and can be told to fail the next connections in the ways real
-//! servers do: refuse at the greeting, refuse after DATA, or hang. It never
+//! it accepts (and when) and can be told to fail the next connections in the
+//! ways real servers do: refuse at the greeting, refuse after DATA, or hang;
+//! or to refuse every connection until told otherwise (an outage). It never
 //! relays anything anywhere, and it treats its clients as untrusted: lines,
 //! messages and idle connections are bounded.
 
@@ -11,7 +12,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -88,14 +89,27 @@ impl Received {
 #[derive(Default)]
 struct State {
     messages: Vec<Received>,
+    /// When each of `messages` was accepted.
+    arrivals: Vec<Instant>,
     faults: VecDeque<Fault>,
     connections: usize,
+    /// Every connection is refused at the greeting while set.
+    down: bool,
+}
+
+/// The login a sink requires.
+#[derive(Clone)]
+struct Login {
+    user: String,
+    password: String,
+    /// Offered in EHLO; any other is refused.
+    mechanisms: Vec<&'static str>,
 }
 
 struct Shared {
     state: Mutex<State>,
-    /// `(user, password)` a client must log in with; `None` offers no AUTH.
-    login: Option<(String, String)>,
+    /// `None` offers no AUTH.
+    login: Option<Login>,
 }
 
 impl Shared {
@@ -120,10 +134,21 @@ impl SmtpSink {
 
     /// Starts a sink that offers AUTH PLAIN and LOGIN and takes mail only after a login.
     pub async fn with_login(user: &str, password: &str) -> io::Result<Self> {
-        Self::listen(Some((user.to_string(), password.to_string()))).await
+        Self::with_login_by(&["PLAIN", "LOGIN"], user, password).await
     }
 
-    async fn listen(login: Option<(String, String)>) -> io::Result<Self> {
+    /// Starts a sink that offers only these AUTH `mechanisms` (`PLAIN`, `LOGIN`),
+    /// refuses any other, and takes mail only after a login.
+    pub async fn with_login_by(mechanisms: &[&'static str], user: &str, password: &str) -> io::Result<Self> {
+        Self::listen(Some(Login {
+            user: user.to_string(),
+            password: password.to_string(),
+            mechanisms: mechanisms.to_vec(),
+        }))
+        .await
+    }
+
+    async fn listen(login: Option<Login>) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -144,10 +169,17 @@ impl SmtpSink {
         self.shared.state().messages.clone()
     }
 
+    /// When each message of [`Self::messages`] was accepted (before the client heard so).
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.shared.state().arrivals.clone()
+    }
+
     /// Takes the messages accepted since the last call (or since the start), oldest first,
     /// so a long-running reader (the demo) does not keep them all.
     pub fn take_messages(&self) -> Vec<Received> {
-        std::mem::take(&mut self.shared.state().messages)
+        let mut state = self.shared.state();
+        state.arrivals.clear();
+        std::mem::take(&mut state.messages)
     }
 
     /// Connections accepted so far, failed ones included.
@@ -158,6 +190,12 @@ impl SmtpSink {
     /// The next connections fail in these ways, one fault each, in order.
     pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
         self.shared.state().faults.extend(faults);
+    }
+
+    /// While `down`, every new connection is refused at the greeting with `421`
+    /// (faults queued by [`Self::fail_next`] wait until it is up again).
+    pub fn set_down(&self, down: bool) {
+        self.shared.state().down = down;
     }
 }
 
@@ -183,7 +221,11 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, stop: CancellationTo
         let fault = {
             let mut state = shared.state();
             state.connections += 1;
-            state.faults.pop_front()
+            if state.down {
+                Some(Fault::Unavailable)
+            } else {
+                state.faults.pop_front()
+            }
         };
         let (shared, stop) = (shared.clone(), stop.clone());
         connections.spawn(async move {
@@ -325,8 +367,8 @@ impl Session<'_> {
             "8BITMIME".into(),
             format!("SIZE {MAX_MESSAGE}"),
         ];
-        if self.shared.login.is_some() {
-            lines.push("AUTH PLAIN LOGIN".into());
+        if let Some(login) = &self.shared.login {
+            lines.push(format!("AUTH {}", login.mechanisms.join(" ")));
         }
         lines.push("ENHANCEDSTATUSCODES".into());
         let last = lines.len() - 1;
@@ -339,14 +381,18 @@ impl Session<'_> {
     }
 
     async fn auth(&mut self, arg: &str) -> io::Result<bool> {
-        let Some((user, password)) = self.shared.login.clone() else {
+        let Some(login) = self.shared.login.clone() else {
             return self.error("502 5.5.1 sim: AUTH not offered").await;
         };
         if !self.greeted || self.user.is_some() {
             return self.error("503 5.5.1 sim: EHLO first, and only once per session").await;
         }
         let (mechanism, initial) = arg.split_once(' ').unwrap_or((arg, ""));
-        let given = match mechanism.to_ascii_uppercase().as_str() {
+        let mechanism = mechanism.to_ascii_uppercase();
+        if !login.mechanisms.contains(&mechanism.as_str()) {
+            return self.error("504 5.5.4 sim: mechanism not offered").await;
+        }
+        let given = match mechanism.as_str() {
             "PLAIN" => {
                 let response = match initial {
                     "" => self.challenge("").await?,
@@ -374,7 +420,7 @@ impl Session<'_> {
             _ => return self.error("504 5.5.4 sim: unknown mechanism").await,
         };
         match given {
-            Some((u, p)) if u == user && p == password => {
+            Some((u, p)) if u == login.user && p == login.password => {
                 self.user = Some(u);
                 self.ok("235 2.7.0 sim: authenticated").await
             }
@@ -452,6 +498,7 @@ impl Session<'_> {
         }
         let queued = {
             let mut state = self.shared.state();
+            state.arrivals.push(Instant::now());
             state.messages.push(Received {
                 mail_from: envelope.from.unwrap_or_default(),
                 rcpt_to: envelope.to,
@@ -593,6 +640,49 @@ mod tests {
         assert!(c.send(&BASE64.encode("status")).await.starts_with("334 UGFzc3dvcmQ6"));
         assert!(c.send(&BASE64.encode("pw")).await.starts_with("235"));
         assert!(c.send("MAIL FROM:<a@example.org>").await.starts_with("250"));
+    }
+
+    #[tokio::test]
+    async fn a_login_by_one_mechanism_refuses_the_others() {
+        let sink = SmtpSink::with_login_by(&["LOGIN"], "status", "pw").await.unwrap();
+        let (mut c, _) = Client::connect(&sink).await;
+        let ehlo = c.send("EHLO me").await;
+        assert!(ehlo.contains("250-AUTH LOGIN\r\n"), "{ehlo}");
+        let plain = BASE64.encode("\0status\0pw");
+        assert!(c.send(&format!("AUTH PLAIN {plain}")).await.starts_with("504"));
+        assert!(c.send("MAIL FROM:<a@example.org>").await.starts_with("530"));
+        let login = c.send(&format!("AUTH LOGIN {}", BASE64.encode("status"))).await;
+        assert!(login.starts_with("334 UGFzc3dvcmQ6"), "{login}");
+        assert!(c.send(&BASE64.encode("pw")).await.starts_with("235"));
+    }
+
+    #[tokio::test]
+    async fn while_down_every_connection_is_refused_and_arrivals_are_timed() {
+        let sink = SmtpSink::start().await.unwrap();
+        sink.fail_next([Fault::RejectAfterData]);
+        sink.set_down(true);
+        for _ in 0..2 {
+            let (_, greeting) = Client::connect(&sink).await;
+            assert!(greeting.starts_with("421 "), "{greeting}");
+        }
+        sink.set_down(false);
+        let before = Instant::now();
+        for expected in ["451", "250"] {
+            let (mut c, greeting) = Client::connect(&sink).await;
+            assert!(greeting.starts_with("220 "), "{greeting}");
+            c.send("HELO me").await;
+            c.send("MAIL FROM:<a@example.org>").await;
+            c.send("RCPT TO:<b@example.org>").await;
+            c.send("DATA").await;
+            c.0.get_mut().write_all(b"\r\nbody\r\n.\r\n").await.unwrap();
+            assert!(c.reply().await.starts_with(expected), "the queued fault waited");
+        }
+        assert_eq!(sink.messages().len(), 1);
+        let arrivals = sink.arrivals();
+        assert_eq!(arrivals.len(), 1);
+        assert!(arrivals[0] >= before && arrivals[0] <= Instant::now());
+        assert_eq!(sink.take_messages().len(), 1);
+        assert!(sink.arrivals().is_empty());
     }
 
     #[tokio::test]
