@@ -1,12 +1,17 @@
 //! The mail worker: when to send a digest, and sending it until it arrives.
 //!
 //! Grouping follows Alertmanager: the first news opens a window of
-//! `group_wait` in which later news joins the same digest; after a digest
-//! the next waits for `min_interval` (a governor quota), and whatever
-//! arrives meanwhile joins it. A failed send keeps the batch, which goes on
+//! `group_wait` in which later news joins the same digest; the next digest
+//! goes out no sooner than `min_interval` after the last one was delivered
+//! (a governor quota, renewed at each delivery), and whatever arrives
+//! meanwhile joins it. A failed send keeps the batch, which goes on
 //! absorbing news, and is retried with backoff, so nothing is dropped and
 //! digests never pile up. It owns its SMTP waits: nothing outside this task
 //! ever waits for the mail server.
+//!
+//! On shutdown it keeps taking effects until the reconciler, which stops on
+//! the same signal, closes the channel (within [`FLUSH_WITHIN`]), so the
+//! news of the reconciler's last input still makes the final digest.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -32,8 +37,9 @@ use crate::tracker::{Effect, Snapshot};
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Longest wait between two attempts during a long outage.
 const RETRY_MAX: Duration = Duration::from_secs(120);
-/// On shutdown, a send in flight may take this much longer, and one last
-/// attempt at what is still pending as long again: stopping stays prompt.
+/// On shutdown, a send in flight may take this much longer, the reconciler
+/// as long to hand over its last effects, and one last attempt at what is
+/// still pending as long again: stopping stays prompt.
 pub const FLUSH_WITHIN: Duration = Duration::from_secs(5);
 
 pub struct Worker {
@@ -77,32 +83,31 @@ impl Worker {
         }
     }
 
-    /// Runs until `shutdown`, then tries once, briefly, to send what is pending.
+    /// Runs until `shutdown` (or until the reconciler is gone), then takes
+    /// the reconciler's last effects and tries once, briefly, to send what is pending.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        // One digest per `min_interval`, counted from its first attempt (retries
-        // take no quota: nothing was delivered); zero means no limit.
-        let limiter: Option<DefaultDirectRateLimiter> =
-            Quota::with_period(self.min_interval).map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)));
+        // The quota of the digest after the last delivered one; none before the first.
+        let mut limiter: Option<DefaultDirectRateLimiter> = None;
         loop {
             // Alerts alone are kept for the next digest, so only news starts one.
             while !self.batch.has_news() {
                 if !self.receive(&shutdown).await {
-                    debug!("mail worker stopped");
-                    return;
+                    return self.finish().await;
                 }
             }
             let window = tokio::time::sleep(self.group_wait);
             if self.gather(&shutdown, window).await.is_none() {
-                return self.flush().await;
+                return self.finish().await;
             }
             if let Some(limiter) = &limiter {
                 if self.gather(&shutdown, limiter.until_ready()).await.is_none() {
-                    return self.flush().await;
+                    return self.finish().await;
                 }
             }
             if !self.deliver(&shutdown).await {
-                return self.flush().await;
+                return self.finish().await;
             }
+            limiter = spent_at_delivery(self.min_interval);
         }
     }
 
@@ -153,6 +158,22 @@ impl Worker {
         }
     }
 
+    /// Takes effects until the reconciler closes the channel (it stops on
+    /// the same signal, perhaps with the effects of one last input still to
+    /// hand over), within [`FLUSH_WITHIN`], then flushes.
+    async fn finish(mut self) {
+        let closed = tokio::time::timeout(FLUSH_WITHIN, async {
+            while let Some(effect) = self.effects.recv().await {
+                self.add(effect);
+            }
+        })
+        .await;
+        if closed.is_err() {
+            warn!("the reconciler did not stop within {FLUSH_WITHIN:?}; mailing what it handed over");
+        }
+        self.flush().await;
+    }
+
     /// The last chance at shutdown: one attempt within [`FLUSH_WITHIN`],
     /// regardless of the rate limit (a digest early beats a digest lost).
     async fn flush(mut self) {
@@ -162,12 +183,22 @@ impl Worker {
             let result = bounded(self.mailer.send(&digest, now)).await;
             if !self.settle(&digest, result) {
                 let topics: Vec<&str> = self.batch.changes().map(|c| c.latest.topic.as_str()).collect();
+                let alerts: Vec<&str> = self.batch.alerts().iter().map(|a| a.message.as_str()).collect();
                 error!(
                     events = self.batch.events(),
                     experiments = ?topics,
+                    alerts = ?alerts,
                     "digest not sent before shutdown; its events are in this log and the REST API"
                 );
             }
+        } else if !self.batch.alerts().is_empty() {
+            // Alerts alone wait for news to ride with, and none came.
+            let alerts: Vec<&str> = self.batch.alerts().iter().map(|a| a.message.as_str()).collect();
+            error!(
+                events = 0,
+                alerts = ?alerts,
+                "digest not sent before shutdown: it held only system alerts; they are in this log and the REST API"
+            );
         }
         debug!("mail worker stopped");
     }
@@ -238,9 +269,150 @@ impl Worker {
     }
 }
 
+/// A quota that lets the next digest go `min_interval` after now, the
+/// moment of a delivery; `None` (no limit) for a zero interval.
+fn spent_at_delivery(min_interval: Duration) -> Option<DefaultDirectRateLimiter> {
+    let quota = Quota::with_period(min_interval)?.allow_burst(NonZeroU32::MIN);
+    let limiter = RateLimiter::direct(quota);
+    // The digest just delivered takes the one cell.
+    let _ = limiter.check();
+    Some(limiter)
+}
+
 /// `send`, given at most [`FLUSH_WITHIN`]: shutdown must stay prompt.
 async fn bounded(send: impl Future<Output = Result<(), SendError>>) -> Result<(), SendError> {
     tokio::time::timeout(FLUSH_WITHIN, send)
         .await
         .unwrap_or(Err(SendError::Timeout(FLUSH_WITHIN)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::{EmailAuth, EmailTls};
+    use crate::sim::smtp::SmtpSink;
+    use crate::tracker::{HealthEvent, News};
+
+    /// Generous: these run on a loaded machine.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    fn config(sink: &SmtpSink, group_wait: Duration, min_interval: Duration) -> EmailConfig {
+        EmailConfig {
+            host: sink.addr().ip().to_string(),
+            port: sink.addr().port(),
+            from: "status@example.org".into(),
+            to: vec!["maintainers@example.org".into()],
+            cc: vec![],
+            subject: "Lab status:".into(),
+            link: String::new(),
+            user: "status@example.org".into(),
+            password: None,
+            auth: EmailAuth::None,
+            tls: EmailTls::None,
+            group_wait,
+            min_interval,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn failed(topic: &str) -> Effect {
+        Effect::Notify(vec![News {
+            topic: topic.into(),
+            resource: None,
+            event: HealthEvent {
+                when: Utc::now(),
+                healthy: false,
+                jump_ok: false,
+                stream_ok: Arc::default(),
+                issues: Arc::new(vec!["missing jump".into()]),
+            },
+            bookable: None,
+        }])
+    }
+
+    struct Running {
+        effects: mpsc::UnboundedSender<Effect>,
+        stats: Arc<MailStats>,
+        shutdown: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(cfg: &EmailConfig) -> Running {
+        let (effects, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(MailStats::default());
+        let worker = Worker::new(cfg, Mailer::new(cfg).unwrap(), rx, Arc::default(), stats.clone());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(worker.run(shutdown.clone()));
+        Running {
+            effects,
+            stats,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The interval runs from the last delivery: a digest held up by an outage
+    /// longer than the interval does not let the next one follow it at once.
+    #[tokio::test]
+    async fn the_minimum_interval_runs_from_the_last_delivered_digest() {
+        let min_interval = Duration::from_secs(2);
+        let sink = SmtpSink::start().await.unwrap();
+        let w = start(&config(&sink, Duration::ZERO, min_interval));
+
+        sink.set_down(true);
+        w.effects.send(failed("pend00")).unwrap();
+        // Retries wait 1 s, then 2 s (at least): the third attempt comes more
+        // than `min_interval` after the first.
+        until("two refused attempts", || w.stats.send_failures() >= 2).await;
+        sink.set_down(false);
+        until("the first digest", || sink.messages().len() == 1).await;
+
+        w.effects.send(failed("pend01")).unwrap();
+        until("the second digest", || sink.messages().len() == 2).await;
+        let arrivals = sink.arrivals();
+        let gap = arrivals[1] - arrivals[0];
+        assert!(
+            gap >= min_interval,
+            "the second digest came {gap:?} after the first was delivered"
+        );
+        assert!(sink.messages()[1].body().contains("pend01"));
+        w.shutdown.cancel();
+        tokio::time::timeout(DEADLINE, w.task).await.unwrap().unwrap();
+    }
+
+    /// The reconciler stops on the same signal and may hand over the effects of
+    /// its last input after the worker saw it: they still make the last digest.
+    #[tokio::test]
+    async fn effects_handed_over_after_the_shutdown_signal_make_the_last_digest() {
+        let sink = SmtpSink::start().await.unwrap();
+        let w = start(&config(&sink, Duration::from_secs(3600), Duration::from_secs(60)));
+        w.effects.send(failed("pend00")).unwrap();
+        until("the first event in the batch", || w.stats.events_pending() == 1).await;
+
+        w.shutdown.cancel();
+        // This test's runtime has one thread: yielding lets the worker act on
+        // the signal before the last effect comes.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        w.effects.send(failed("pend01")).unwrap();
+        drop(w.effects);
+        tokio::time::timeout(DEADLINE, w.task).await.unwrap().unwrap();
+
+        let mails = sink.messages();
+        assert_eq!(mails.len(), 1, "one last digest");
+        let body = mails[0].body();
+        assert!(body.contains("pend00") && body.contains("pend01"), "{body}");
+        assert_eq!(w.stats.digests_sent(), 1);
+    }
 }
