@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use super::batch::{Batch, Change};
-use crate::tracker::{News, Snapshot, SystemAlert};
+use crate::tracker::{ExperimentView, News, Snapshot, SystemAlert};
 
 /// Longest line we write, words permitting; short enough for a phone.
 const WIDTH: usize = 72;
@@ -25,8 +25,10 @@ pub struct Digest {
 
 /// Writes the digest for `batch` as of `now`.
 ///
-/// `snapshot` supplies what is true now rather than what changed: the
-/// system alerts still active and every current problem, old ones included.
+/// `snapshot` supplies what is true now rather than what changed: whether
+/// each experiment is bookable, the system alerts still active and every
+/// current problem, old ones included. A digest written late (grouped, rate
+/// limited, retried through an outage) therefore never repeats a stale state.
 pub fn render(batch: &Batch, snapshot: &Snapshot, now: DateTime<Utc>, subject: &str, link: &str) -> Digest {
     let events = batch.events();
     let subject = format!(
@@ -40,8 +42,8 @@ pub fn render(batch: &Batch, snapshot: &Snapshot, now: DateTime<Utc>, subject: &
     let mut body = format!("Lab status at {}\n", time(now));
     alerts(&mut body, batch.alerts(), &snapshot.alerts);
     let (problems, recoveries): (Vec<&Change>, Vec<&Change>) = batch.changes().partition(|c| !c.latest.event.healthy);
-    section(&mut body, "New problems", &problems);
-    section(&mut body, "Recovered", &recoveries);
+    section(&mut body, "New problems", &problems, snapshot);
+    section(&mut body, "Recovered", &recoveries, snapshot);
     current_problems(&mut body, snapshot);
     if !link.trim().is_empty() {
         body.push('\n');
@@ -70,18 +72,16 @@ fn alerts(body: &mut String, raised: &[SystemAlert], active: &[SystemAlert]) {
     }
 }
 
-fn section(body: &mut String, title: &str, changes: &[&Change]) {
+fn section(body: &mut String, title: &str, changes: &[&Change], snapshot: &Snapshot) {
     if changes.is_empty() {
         return;
     }
     body.push_str(&format!("\n{title} ({})\n", changes.len()));
     for c in changes {
         let n = &c.latest;
-        let mut line = format!(
-            "- {} bookable: {}",
-            experiment(&n.topic, n.resource.as_deref()),
-            bookable(n)
-        );
+        let now = snapshot.experiment(&n.topic);
+        let resource = now.map_or(n.resource.as_deref(), |e| e.resource_name.as_deref());
+        let mut line = format!("- {} bookable: {}", experiment(&n.topic, resource), bookable(n, now));
         if c.count > 1 {
             line.push_str(&format!("; flapping: {} changes", c.count));
         }
@@ -124,8 +124,15 @@ fn experiment(topic: &str, resource: Option<&str>) -> String {
     }
 }
 
-fn bookable(n: &News) -> &'static str {
-    match (n.resource.is_some(), n.bookable) {
+/// Whether the experiment is bookable as the digest is written: what the
+/// booking system was last read to hold, from the published snapshot; the
+/// value the event carried only when the snapshot does not know.
+fn bookable(n: &News, now: Option<&ExperimentView>) -> &'static str {
+    let (managed, available) = match now {
+        Some(e) => (e.resource_name.is_some(), e.available.or(n.bookable)),
+        None => (n.resource.is_some(), n.bookable),
+    };
+    match (managed, available) {
         (false, _) => "not managed",
         (true, Some(true)) => "yes",
         (true, Some(false)) => "no",
@@ -173,7 +180,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::tracker::{AlertKind, Effect, ExperimentView, HealthEvent};
+    use crate::tracker::{AlertKind, Effect, HealthEvent};
 
     fn at(secs: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, secs).unwrap()
@@ -306,6 +313,40 @@ mod tests {
             "only the latest state"
         );
         assert!(!body.contains("Recovered"));
+    }
+
+    #[test]
+    fn bookable_is_read_from_the_snapshot_when_the_digest_is_written() {
+        let failed = |bookable| {
+            news(
+                "pend00",
+                Some("r-pend00"),
+                bookable,
+                &["missing required pend00-st-data"],
+            )
+        };
+        let b = batch([failed(Some(false))]);
+        let with_available = |available| {
+            let mut v = view("pend00", Some("r-pend00"), &["missing required pend00-st-data"], false);
+            v.available = available;
+            snapshot(vec![v], vec![])
+        };
+        let line = |b: &Batch, s: &Snapshot| {
+            let body = unwrapped(&render(b, s, at(5), "S", "").body);
+            let start = body.find("- pend00").expect("the event is listed");
+            body[start..].lines().next().unwrap_or_default().to_string()
+        };
+        // The unbooking asked for when the event happened has not gone through (yet): say so.
+        assert!(line(&b, &with_available(Some(true))).contains("bookable: yes;"));
+        assert!(line(&b, &with_available(Some(false))).contains("bookable: no;"));
+        // The snapshot has not read it: the event's value.
+        assert!(line(&b, &with_available(None)).contains("bookable: no;"));
+        assert!(line(&batch([failed(None)]), &with_available(None)).contains("bookable: unknown;"));
+        // Not in the snapshot at all: the event's value.
+        assert!(line(&b, &Snapshot::default()).contains("bookable: no;"));
+        // It left the manifest since: no longer managed.
+        let unmanaged = snapshot(vec![view("pend00", None, &["missing jump"], false)], vec![]);
+        assert!(line(&b, &unmanaged).starts_with("- pend00 bookable: not managed;"));
     }
 
     #[test]
