@@ -448,6 +448,23 @@ async fn system_alerts_still_waiting_at_shutdown_are_logged_as_not_sent() {
     assert!(!lines.is_empty(), "{}", logs.text());
 }
 
+/// `STATUS_EMAIL_HOST=[::1]` is loopback, and reached: the brackets never reach the resolver.
+#[tokio::test]
+async fn a_bracketed_ipv6_host_is_reached() {
+    let Ok(sink) = SmtpSink::start_at("[::1]:0".parse().unwrap()).await else {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    };
+    let env = settings(Some(sink.addr()), &[("STATUS_EMAIL_HOST", "[::1]")]);
+    let lab = Lab::run(sink, env).await;
+    lab.baseline(&["pend00"]).await;
+    lab.streams_of(&[]).await;
+    let mails = lab.mails(1).await;
+    read_mail(&mails[0], "Lab status: 1 new health event", &["- pend00 (r-pend00)"]);
+    assert_eq!(lab.run.mail_stats.send_failures(), 0);
+    lab.stop().await;
+}
+
 #[tokio::test]
 async fn headers_are_as_configured_and_the_password_stays_out_of_the_logs() {
     let logs = Logs::capture();

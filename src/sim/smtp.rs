@@ -132,6 +132,11 @@ impl SmtpSink {
         Self::listen(None).await
     }
 
+    /// Starts a sink that takes mail from anyone on `addr` (such as `[::1]:0`).
+    pub async fn start_at(addr: SocketAddr) -> io::Result<Self> {
+        Self::listen_at(addr, None).await
+    }
+
     /// Starts a sink that offers AUTH PLAIN and LOGIN and takes mail only after a login.
     pub async fn with_login(user: &str, password: &str) -> io::Result<Self> {
         Self::with_login_by(&["PLAIN", "LOGIN"], user, password).await
@@ -149,7 +154,11 @@ impl SmtpSink {
     }
 
     async fn listen(login: Option<Login>) -> io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::listen_at(SocketAddr::from(([127, 0, 0, 1], 0)), login).await
+    }
+
+    async fn listen_at(addr: SocketAddr, login: Option<Login>) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::default(),
