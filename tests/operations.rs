@@ -213,6 +213,13 @@ async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
         value(&text, r#"status_experiments{healthy="true",bookable="true"}"#),
         Some(0.0)
     );
+    // What the booking system holds, read back after the unbooking.
+    let available = |word: &str| value(&text, &format!(r#"status_experiments_available{{available="{word}"}}"#));
+    assert_eq!(
+        (available("true"), available("false"), available("unknown")),
+        (Some(0.0), Some(1.0), Some(0.0)),
+        "{text}"
+    );
     // Booking: one change asked and confirmed, every operation timed, the injected 500 counted.
     assert_eq!(
         value(
@@ -221,9 +228,17 @@ async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
         ),
         Some(1.0)
     );
+    // There at 0 before any failure, so that `increase()` sees the first one.
     assert_eq!(
         value(&text, r#"status_availability_changes_failed_total{available="false"}"#),
-        None
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"status_availability_changes_requested_total{available="true"}"#
+        ),
+        Some(0.0)
     );
     assert!(value(&text, "status_book_manifest_loads_total") >= Some(1.0));
     for operation in ["manifest", "read", "set"] {
@@ -232,9 +247,11 @@ async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
     }
     let errors: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("status_book_request_errors_total"))
+        .filter(|l| l.starts_with("status_book_request_errors_total") && !l.ends_with(" 0"))
         .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
+    let timeouts = r#"status_book_request_errors_total{operation="set",status="timeout"}"#;
+    assert_eq!(value(&text, timeouts), Some(0.0), "fixed causes are there at 0");
     assert!(
         errors[0].contains(r#"status="500""#) && errors[0].ends_with(" 1"),
         "{errors:?}"
@@ -268,6 +285,5 @@ fn assert_every_metric_is_documented(text: &str) {
         );
         families += 1;
     }
-    // All but `status_availability_changes_failed`, which only appears with a failure.
-    assert_eq!(families, 18, "{text}");
+    assert_eq!(families, 20, "{text}");
 }
