@@ -65,6 +65,7 @@ pub struct Service {
     mail_stats: Arc<mail::MailStats>,
     metrics: Metrics,
     notifier: Notifier,
+    limits: api::Limits,
 }
 
 impl Service {
@@ -78,7 +79,14 @@ impl Service {
             mail_stats: Arc::default(),
             metrics: Metrics::default(),
             notifier: Notifier::default(),
+            limits: api::Limits::default(),
         }
+    }
+
+    /// Serves the REST API within `limits` instead of the defaults.
+    pub fn limits(mut self, limits: api::Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Tells systemd about readiness, shutdown and liveness through `notifier` (off by default).
@@ -112,6 +120,7 @@ impl Service {
             mail_stats,
             metrics,
             notifier,
+            limits,
         } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
         let mut tasks = JoinSet::new();
@@ -154,12 +163,16 @@ impl Service {
             snapshot: published.clone(),
             mail: mail_stats,
         });
-        let app = api::router(api::AppState {
-            snapshot: published,
-            feeds,
-            metrics,
-            registry: Arc::new(registry),
-        });
+        let connections = metrics.http.connections();
+        let app = api::router(
+            api::AppState {
+                snapshot: published,
+                feeds,
+                metrics,
+                registry: Arc::new(registry),
+            },
+            limits.request,
+        );
         let addr = listener.local_addr()?;
         info!(%addr, "serving the REST API");
         // Ready means listening with every task running, not that the peers answered:
@@ -172,7 +185,7 @@ impl Service {
                 notifier.stopping();
             }
         };
-        let served = axum::serve(listener, app).with_graceful_shutdown(stopping).await;
+        let served = api::serve(listener, app, limits, connections, stopping).await;
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
         info!("stopped");

@@ -1,16 +1,22 @@
-//! What an operator watches: `/metrics` and `/readyz`, served by the service
-//! in this process against simulated peers on loopback.
+//! What an operator watches and relies on: `/metrics` and `/readyz`, served
+//! by the service in this process against simulated peers on loopback; the
+//! server's limits on what clients hold.
 
 mod feed_rig;
 mod lab;
 mod support;
 
+use std::time::{Duration, Instant};
+
 use lab::Lab;
 use reqwest::Method;
 use serde_json::json;
+use status::api::Limits;
 use status::sim::smtp::Fault;
 use status::sim::stats::Garbage;
-use support::{env_with, wait_for, Running};
+use support::{env_with, wait_for, Running, DEADLINE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// `GET /metrics`: checks the media type and the closing `# EOF`, returns the text.
 async fn scrape(svc: &Running) -> String {
@@ -204,6 +210,8 @@ async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
         assert!(value(&text, &format!(r#"status_feed_report_defects_total{{feed="{feed}"}}"#)).is_some());
     }
     assert_eq!(value(&text, r#"status_feed_connected{feed="jump"}"#), Some(1.0));
+    // This scrape's own connection, at least.
+    assert!(value(&text, "status_http_connections") >= Some(1.0), "{text}");
     // The fleet, from the published snapshot.
     assert_eq!(
         value(&text, r#"status_experiments{healthy="false",bookable="false"}"#),
@@ -285,5 +293,119 @@ fn assert_every_metric_is_documented(text: &str) {
         );
         families += 1;
     }
-    assert_eq!(families, 20, "{text}");
+    assert_eq!(families, 21, "{text}");
+}
+
+/// Short enough for a test, long enough for a loaded machine to send a whole request head in time.
+const HEADER_READ: Duration = Duration::from_secs(1);
+
+/// Reads until the server closes the connection (end of stream or reset); `None` after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()?;
+    Some(answer)
+}
+
+#[tokio::test]
+async fn a_client_slow_to_send_its_request_head_is_disconnected_after_the_timeout() {
+    let limits = Limits {
+        header_read: HEADER_READ,
+        ..Limits::default()
+    };
+    let svc = Running::start_limited(env_with(&[]), limits).await;
+    let started = Instant::now();
+    let stream = TcpStream::connect(svc.addr).await.expect("connects");
+    let (mut from, mut to) = stream.into_split();
+    to.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .expect("writes");
+    // Then a byte every 50 ms, as a slowloris does: a trickle does not keep the head coming "in time".
+    let trickle = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            every.tick().await;
+            if to.write_all(b"z").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, from.read_to_end(&mut answer)).await;
+    trickle.abort();
+    assert!(closed.is_ok(), "the server kept a never-finished request head open");
+    assert!(
+        started.elapsed() >= HEADER_READ,
+        "closed after {:?}, before the timeout",
+        started.elapsed()
+    );
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_do_not_keep_out_a_normal_request() {
+    let limits = Limits {
+        header_read: HEADER_READ,
+        connections: 4,
+        ..Limits::default()
+    };
+    let svc = Running::start_limited(env_with(&[]), limits).await;
+    // Three times the connection limit, opened and never used.
+    let mut idle = Vec::new();
+    for _ in 0..12 {
+        idle.push(TcpStream::connect(svc.addr).await.expect("connects"));
+    }
+    let answer = svc.http.get(svc.url("/healthz")).send().await.expect("answered");
+    assert_eq!(answer.status(), 200);
+    for stream in &mut idle {
+        let closed = closed_within(stream, DEADLINE).await;
+        assert_eq!(
+            closed.as_deref(),
+            Some(&b""[..]),
+            "an idle connection is closed, unanswered"
+        );
+    }
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    // The default header timeout (10 s) holds idle connections far longer than this test looks.
+    let limits = Limits {
+        connections: 2,
+        ..Limits::default()
+    };
+    let svc = Running::start_limited(env_with(&[]), limits).await;
+    let held = [
+        TcpStream::connect(svc.addr).await.expect("connects"),
+        TcpStream::connect(svc.addr).await.expect("connects"),
+    ];
+    let mut waiting = TcpStream::connect(svc.addr).await.expect("connects (into the backlog)");
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("writes");
+    // Not answered while both places are held (an unlimited server answers in a millisecond).
+    assert_eq!(
+        closed_within(&mut waiting, Duration::from_millis(300)).await,
+        None,
+        "answered beyond the connection limit"
+    );
+    drop(held);
+    let answer = closed_within(&mut waiting, DEADLINE)
+        .await
+        .expect("answered once places freed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    svc.stop().await;
 }
