@@ -1,6 +1,6 @@
 //! What an operator watches and relies on: `/metrics` and `/readyz`, served
 //! by the service in this process against simulated peers on loopback; the
-//! server's limits on what clients hold.
+//! server's limits on what clients hold; and the log output of the binary.
 
 mod feed_rig;
 mod lab;
@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use lab::Lab;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use status::api::Limits;
 use status::sim::smtp::Fault;
 use status::sim::stats::Garbage;
+use support::binary::{wait_until, Served};
 use support::{env_with, wait_for, Running, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -408,4 +409,69 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     svc.stop().await;
+}
+
+/// A scratch file path under the system's temp dir, removed when dropped.
+struct ScratchFile(std::path::PathBuf);
+
+impl ScratchFile {
+    fn new(name: &str) -> ScratchFile {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .subsec_nanos();
+        ScratchFile(std::env::temp_dir().join(format!("status-{name}-{}-{nanos}", std::process::id())))
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
+    let mut served = Served::start(&env_with(&[
+        ("STATUS_LOG_FORMAT", "text"),
+        ("STATUS_LOG_LEVEL", "info"),
+    ]));
+    served.wait_until_serving();
+    wait_until("the serving line", || {
+        (served.logged(&["serving the REST API"]) > 0).then_some(())
+    });
+    served.sigterm();
+    let (exit, out) = served.wait_exit();
+    assert_eq!(exit.code(), Some(0), "{out}");
+    assert!(out.contains(" INFO "), "a text line with its level: {out}");
+    assert!(!out.contains('\u{1b}'), "ANSI escape codes in the log: {out:?}");
+}
+
+#[test]
+fn the_log_file_is_appended_to_with_one_json_object_per_line() {
+    let file = ScratchFile::new("log");
+    std::fs::write(&file.0, "an earlier line, kept\n").expect("write the earlier content");
+    let path = file.0.to_str().expect("a UTF-8 path");
+    let mut served = Served::start(&env_with(&[("STATUS_LOG_FILE", path), ("STATUS_LOG_LEVEL", "info")]));
+    served.wait_until_serving();
+    wait_until("the serving line in the file", || {
+        let text = std::fs::read_to_string(&file.0).ok()?;
+        text.contains("serving the REST API").then_some(())
+    });
+    served.sigterm();
+    let (exit, out) = served.wait_exit();
+    assert_eq!(exit.code(), Some(0), "{out}");
+    assert!(!out.contains("serving the REST API"), "the log went to stdout: {out}");
+    let text = std::fs::read_to_string(&file.0).expect("the log file");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("an earlier line, kept"));
+    let logged: Vec<Value> = lines
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect();
+    assert!(logged.len() >= 2, "{text}");
+    assert!(
+        logged.iter().all(|l| l["level"].is_string() && l["fields"].is_object()),
+        "{text}"
+    );
+    assert!(logged.iter().any(|l| l["fields"]["message"] == "stopped"), "{text}");
 }
