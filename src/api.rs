@@ -2,9 +2,10 @@
 //! server that carries it.
 //!
 //! Handlers only read an `Arc` of the latest snapshot: they never wait for
-//! the reconciler and it never waits for them. Errors reach clients as a
-//! generic `{"code", "message"}` body; details stay in the log. Every
-//! request is counted in the metrics under its route template.
+//! the reconciler and it never waits for them. Every error reaches clients
+//! as a JSON `{"code", "message"}` body (unknown route, bad path, wrong
+//! method, timeout); details stay in the log. Every request is counted in
+//! the metrics under its route template.
 //!
 //! [`serve`] bounds what clients can hold: a request head must arrive in
 //! time (which also closes idle keep-alive connections), a request must be
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -90,7 +92,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/feeds", get(feeds))
         .merge(crate::dashboard::routes())
-        .fallback(not_found);
+        .fallback(not_found)
+        // After every route, so that each one has it (axum keeps the `Allow` header).
+        .method_not_allowed_fallback(method_not_allowed);
     within(router, request_timeout)
         // After every route and the fallback, so each request is seen with its matched route,
         // and outside the timeout, so a timed-out request is counted as the 503 it got.
@@ -131,6 +135,24 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message: message.into(),
+        }
+    }
+
+    /// The request itself is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+        }
+    }
+
+    /// The route exists, but not for this method (only `GET` and `HEAD` are served).
+    pub fn method_not_allowed() -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            message: "only GET and HEAD are served".into(),
         }
     }
 
@@ -203,7 +225,17 @@ async fn experiments(State(state): State<AppState>) -> Result<Response, ApiError
 /// About the JSON size of one health event, to size the answer's buffer once.
 const EVENT_JSON_BYTES: usize = 200;
 
-async fn events(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn events(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(name) = name.map_err(|e| match e {
+        // Not percent-encoded UTF-8 (`%FF`): no topic name looks like that.
+        PathRejection::FailedToDeserializePathParams(_) => {
+            ApiError::bad_request("the experiment name is not valid percent-encoded UTF-8")
+        }
+        other => ApiError::internal(format!("extracting the experiment name: {other}")),
+    })?;
     let snapshot = state.snapshot.load();
     let exp = snapshot
         .experiment(&name)
@@ -224,6 +256,10 @@ async fn feeds(State(state): State<AppState>) -> Json<FeedStatuses> {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` completes, then
