@@ -15,6 +15,8 @@
 //! - [`logging`]: log output; [`systemd`]: readiness and watchdog notifications.
 //!
 //! [`Service`] wires them (`main` and the tests run it); [`run`] is the same without its seams.
+//! Its tasks run until shutdown: one that panics or ends sooner stops the
+//! whole service with an error, so that systemd restarts it.
 
 #![forbid(unsafe_code)]
 
@@ -36,15 +38,16 @@ pub mod systemd;
 pub mod token;
 pub mod tracker;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, info};
 
 pub use config::Config;
 use feed::{FeedBoard, Subscription, Timing};
@@ -66,6 +69,7 @@ pub struct Service {
     mail_stats: Arc<mail::MailStats>,
     metrics: Metrics,
     notifier: Notifier,
+    limits: api::Limits,
 }
 
 impl Service {
@@ -79,7 +83,14 @@ impl Service {
             mail_stats: Arc::default(),
             metrics: Metrics::default(),
             notifier: Notifier::default(),
+            limits: api::Limits::default(),
         }
+    }
+
+    /// Serves the REST API within `limits` instead of the defaults.
+    pub fn limits(mut self, limits: api::Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Tells systemd about readiness, shutdown and liveness through `notifier` (off by default).
@@ -104,6 +115,9 @@ impl Service {
     }
 
     /// Runs on `listener` until `shutdown` is cancelled, then waits for every task.
+    ///
+    /// Fails if a task panics, or ends before `shutdown` is cancelled: the
+    /// rest is then shut down as on a signal.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         let Service {
             config,
@@ -113,25 +127,30 @@ impl Service {
             mail_stats,
             metrics,
             notifier,
+            limits,
         } = self;
         let tracker = Tracker::new(config.health.clone(), Utc::now());
-        let mut tasks = JoinSet::new();
+        let mut tasks = Tasks::default();
+        let mut booking = JoinSet::new();
         let availability = book::start(
             &config,
             inputs.clone(),
             metrics.book.clone(),
             shutdown.clone(),
-            &mut tasks,
+            &mut booking,
         )
         .map_err(std::io::Error::other)?;
+        let mut mailing = JoinSet::new();
         let mail = mail::start(
             &config.email,
             published.clone(),
             mail_stats.clone(),
-            &mut tasks,
+            &mut mailing,
             shutdown.clone(),
         )
         .map_err(std::io::Error::other)?;
+        tasks.watch("booking", booking);
+        tasks.watch("mail", mailing);
         let sinks = Sinks {
             availability: Some(availability),
             mail,
@@ -143,11 +162,14 @@ impl Service {
             .watchdog(notifier.watchdog());
         // `inputs` lives to the end of `run`: the reconciler stops when shutdown is cancelled, not when senders go away.
 
-        tasks.spawn(reconciler.run(shutdown.clone()));
-        for (feed, peer) in [(Feed::Relay, &config.relay), (Feed::Jump, &config.jump)] {
+        tasks.spawn("reconciler", reconciler.run(shutdown.clone()));
+        for (feed, peer, name) in [
+            (Feed::Relay, &config.relay, "relay feed"),
+            (Feed::Jump, &config.jump, "jump feed"),
+        ] {
             let timing = Timing::new(feed, &config);
             let subscription = Subscription::new(feed, peer.clone(), timing, inputs.clone(), feeds.state(feed));
-            tasks.spawn(subscription.run(shutdown.clone()));
+            tasks.spawn(name, subscription.run(shutdown.clone()));
         }
 
         let registry = metrics.registry(metrics::Sources {
@@ -155,12 +177,16 @@ impl Service {
             snapshot: published.clone(),
             mail: mail_stats,
         });
-        let app = api::router(api::AppState {
-            snapshot: published,
-            feeds,
-            metrics,
-            registry: Arc::new(registry),
-        });
+        let connections = metrics.http.connections();
+        let app = api::router(
+            api::AppState {
+                snapshot: published,
+                feeds,
+                metrics,
+                registry: Arc::new(registry),
+            },
+            limits.request,
+        );
         let addr = listener.local_addr()?;
         info!(%addr, "serving the REST API");
         // Ready means listening with every task running, not that the peers answered:
@@ -173,15 +199,257 @@ impl Service {
                 notifier.stopping();
             }
         };
-        let served = axum::serve(listener, app).with_graceful_shutdown(stopping).await;
-        shutdown.cancel();
-        while tasks.join_next().await.is_some() {}
+        let served = api::serve(listener, app, limits, connections, stopping);
+        let result = supervise(tasks, served, &shutdown).await;
         info!("stopped");
-        served
+        result
+    }
+}
+
+/// Runs `served` while watching `tasks`: the first task to fail (see [`Ended::failure`])
+/// is logged and cancels `shutdown`. Once `served` is done, `shutdown` is cancelled
+/// and every task awaited. The error names the first failed task, if any.
+async fn supervise(
+    mut tasks: Tasks,
+    served: impl Future<Output = std::io::Result<()>>,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    tokio::pin!(served);
+    let mut failed: Option<String> = None;
+    let mut note = |ended: Ended, shutdown: &CancellationToken| {
+        if let Some(failure) = ended.failure(shutdown.is_cancelled()) {
+            error!("{failure}; shutting down");
+            failed.get_or_insert(failure);
+            shutdown.cancel();
+        }
+    };
+    let served = loop {
+        tokio::select! {
+            served = &mut served => break served,
+            ended = tasks.next_end() => note(ended, shutdown),
+        }
+    };
+    shutdown.cancel();
+    for ended in tasks.finish().await {
+        note(ended, shutdown);
+    }
+    match failed {
+        Some(failure) => Err(std::io::Error::other(failure)),
+        None => served,
+    }
+}
+
+/// The service's long-running tasks in named groups; every end is reported as it happens.
+struct Tasks {
+    watchers: JoinSet<()>,
+    ended_tx: mpsc::UnboundedSender<Ended>,
+    ended: mpsc::UnboundedReceiver<Ended>,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        Self {
+            watchers: JoinSet::new(),
+            ended_tx,
+            ended,
+        }
+    }
+}
+
+/// One task of a group came to an end.
+#[derive(Debug, PartialEq, Eq)]
+struct Ended {
+    task: &'static str,
+    how: How,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum How {
+    Returned,
+    Panicked(String),
+    Cancelled,
+}
+
+impl How {
+    fn of(outcome: Result<(), JoinError>) -> How {
+        match outcome {
+            Ok(()) => How::Returned,
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                How::Panicked(message)
+            }
+            Err(_) => How::Cancelled,
+        }
+    }
+}
+
+impl Ended {
+    /// What went wrong, if anything: a panic always; a plain end only before shutdown.
+    fn failure(&self, shutting_down: bool) -> Option<String> {
+        let task = self.task;
+        match &self.how {
+            How::Panicked(message) => Some(format!("the {task} task panicked: {message}")),
+            How::Cancelled => Some(format!("the {task} task was cancelled")),
+            How::Returned if shutting_down => None,
+            How::Returned => Some(format!("the {task} task ended before shutdown")),
+        }
+    }
+}
+
+impl Tasks {
+    /// Watches every task of `group`, reporting each end under `task`.
+    fn watch(&mut self, task: &'static str, mut group: JoinSet<()>) {
+        let ended = self.ended_tx.clone();
+        self.watchers.spawn(async move {
+            while let Some(outcome) = group.join_next().await {
+                let _ = ended.send(Ended {
+                    task,
+                    how: How::of(outcome),
+                });
+            }
+        });
+    }
+
+    /// Runs `future` as a task of its own, named `task`.
+    fn spawn(&mut self, task: &'static str, future: impl Future<Output = ()> + Send + 'static) {
+        let mut group = JoinSet::new();
+        group.spawn(future);
+        self.watch(task, group);
+    }
+
+    /// The next task to end; pending while every task runs.
+    async fn next_end(&mut self) -> Ended {
+        match self.ended.recv().await {
+            Some(ended) => ended,
+            // Unreachable: `self` holds a sender.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits for every task to end; returns the ends not yet reported.
+    async fn finish(mut self) -> Vec<Ended> {
+        while self.watchers.join_next().await.is_some() {}
+        drop(self.ended_tx);
+        let mut ends = Vec::new();
+        while let Some(ended) = self.ended.recv().await {
+            ends.push(ended);
+        }
+        ends
     }
 }
 
 /// Runs the service on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
     Service::new(config).run(listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Bounds every test here: a supervisor that never returns fails the test instead of hanging it.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    /// A task that runs until shutdown, like every real one.
+    fn steady(shutdown: &CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    }
+
+    /// A server that serves until shutdown.
+    fn served(shutdown: &CancellationToken) -> impl Future<Output = std::io::Result<()>> {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            Ok(())
+        }
+    }
+
+    async fn supervised(tasks: Tasks, shutdown: &CancellationToken) -> std::io::Result<()> {
+        tokio::time::timeout(DEADLINE, supervise(tasks, served(shutdown), shutdown))
+            .await
+            .expect("the supervisor returns")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_stops_everything_with_an_error_naming_it() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        tasks.spawn("relay feed", steady(&shutdown));
+        tasks.spawn("reconciler", async { panic!("the tracker is broken") });
+        let err = supervised(tasks, &shutdown).await.expect_err("a failure");
+        assert_eq!(err.to_string(), "the reconciler task panicked: the tracker is broken");
+        assert!(shutdown.is_cancelled(), "the other tasks were told to stop");
+    }
+
+    #[tokio::test]
+    async fn a_task_ending_before_shutdown_is_a_failure_even_in_a_group() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        let mut booking = JoinSet::new();
+        booking.spawn(steady(&shutdown));
+        booking.spawn(async {});
+        tasks.watch("booking", booking);
+        tasks.spawn("reconciler", steady(&shutdown));
+        let err = supervised(tasks, &shutdown).await.expect_err("a failure");
+        assert_eq!(err.to_string(), "the booking task ended before shutdown");
+    }
+
+    #[tokio::test]
+    async fn tasks_that_end_on_shutdown_are_no_failure() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        tasks.spawn("reconciler", steady(&shutdown));
+        let mut booking = JoinSet::new();
+        booking.spawn(steady(&shutdown));
+        booking.spawn(steady(&shutdown));
+        tasks.watch("booking", booking);
+        tasks.watch("mail", JoinSet::new());
+        let stop = shutdown.clone();
+        let served = async move {
+            stop.cancel();
+            Ok(())
+        };
+        let result = tokio::time::timeout(DEADLINE, supervise(tasks, served, &shutdown)).await;
+        result.expect("the supervisor returns").expect("a clean stop");
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_stopping_is_still_a_failure() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        let stopping = shutdown.clone();
+        tasks.spawn("mail", async move {
+            stopping.cancelled().await;
+            panic!("flushing failed");
+        });
+        let stop = shutdown.clone();
+        let served = async move {
+            stop.cancel();
+            Ok(())
+        };
+        let result = tokio::time::timeout(DEADLINE, supervise(tasks, served, &shutdown)).await;
+        let err = result.expect("the supervisor returns").expect_err("a failure");
+        assert_eq!(err.to_string(), "the mail task panicked: flushing failed");
+    }
+
+    #[test]
+    fn a_plain_end_is_a_failure_only_before_shutdown() {
+        let ended = |how| Ended { task: "jump feed", how };
+        assert_eq!(ended(How::Returned).failure(true), None);
+        assert_eq!(
+            ended(How::Returned).failure(false).as_deref(),
+            Some("the jump feed task ended before shutdown")
+        );
+        assert!(ended(How::Panicked("x".into())).failure(true).is_some());
+        assert!(ended(How::Cancelled).failure(true).is_some());
+    }
 }

@@ -132,7 +132,8 @@ impl Reconciler {
         let all = &snapshot.experiments;
         let healthy = all.iter().filter(|e| e.healthy).count();
         let managed = all.iter().filter(|e| e.resource_name.is_some()).count();
-        let bookable = all.iter().filter(|e| e.available == Some(true)).count();
+        // What the booking system holds (as last read), not what health asks for.
+        let available = all.iter().filter(|e| e.available == Some(true)).count();
         let alerts: Vec<&str> = snapshot.alerts.iter().map(|a| a.message.as_str()).collect();
         let (relay, jump) = match &self.feeds {
             Some(board) => (feed_summary(&board.relay.status()), feed_summary(&board.jump.status())),
@@ -142,7 +143,7 @@ impl Reconciler {
             experiments = all.len(),
             healthy,
             managed,
-            bookable,
+            available,
             relay,
             jump,
             ?alerts,

@@ -1,16 +1,23 @@
-//! What an operator watches: `/metrics` and `/readyz`, served by the service
-//! in this process against simulated peers on loopback.
+//! What an operator watches and relies on: `/metrics` and `/readyz`, served
+//! by the service in this process against simulated peers on loopback; the
+//! server's limits on what clients hold; and the log output of the binary.
 
 mod feed_rig;
 mod lab;
 mod support;
 
+use std::time::{Duration, Instant};
+
 use lab::Lab;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
+use status::api::Limits;
 use status::sim::smtp::Fault;
 use status::sim::stats::Garbage;
-use support::{env_with, wait_for, Running};
+use support::binary::{wait_until, Served};
+use support::{env_with, wait_for, Running, DEADLINE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// `GET /metrics`: checks the media type and the closing `# EOF`, returns the text.
 async fn scrape(svc: &Running) -> String {
@@ -204,6 +211,8 @@ async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
         assert!(value(&text, &format!(r#"status_feed_report_defects_total{{feed="{feed}"}}"#)).is_some());
     }
     assert_eq!(value(&text, r#"status_feed_connected{feed="jump"}"#), Some(1.0));
+    // This scrape's own connection, at least.
+    assert!(value(&text, "status_http_connections") >= Some(1.0), "{text}");
     // The fleet, from the published snapshot.
     assert_eq!(
         value(&text, r#"status_experiments{healthy="false",bookable="false"}"#),
@@ -213,6 +222,13 @@ async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
         value(&text, r#"status_experiments{healthy="true",bookable="true"}"#),
         Some(0.0)
     );
+    // What the booking system holds, read back after the unbooking.
+    let available = |word: &str| value(&text, &format!(r#"status_experiments_available{{available="{word}"}}"#));
+    assert_eq!(
+        (available("true"), available("false"), available("unknown")),
+        (Some(0.0), Some(1.0), Some(0.0)),
+        "{text}"
+    );
     // Booking: one change asked and confirmed, every operation timed, the injected 500 counted.
     assert_eq!(
         value(
@@ -221,9 +237,17 @@ async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
         ),
         Some(1.0)
     );
+    // There at 0 before any failure, so that `increase()` sees the first one.
     assert_eq!(
         value(&text, r#"status_availability_changes_failed_total{available="false"}"#),
-        None
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"status_availability_changes_requested_total{available="true"}"#
+        ),
+        Some(0.0)
     );
     assert!(value(&text, "status_book_manifest_loads_total") >= Some(1.0));
     for operation in ["manifest", "read", "set"] {
@@ -232,9 +256,11 @@ async fn metrics_follow_the_feeds_the_fleet_the_booking_api_and_the_mail() {
     }
     let errors: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("status_book_request_errors_total"))
+        .filter(|l| l.starts_with("status_book_request_errors_total") && !l.ends_with(" 0"))
         .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
+    let timeouts = r#"status_book_request_errors_total{operation="set",status="timeout"}"#;
+    assert_eq!(value(&text, timeouts), Some(0.0), "fixed causes are there at 0");
     assert!(
         errors[0].contains(r#"status="500""#) && errors[0].ends_with(" 1"),
         "{errors:?}"
@@ -268,6 +294,184 @@ fn assert_every_metric_is_documented(text: &str) {
         );
         families += 1;
     }
-    // All but `status_availability_changes_failed`, which only appears with a failure.
-    assert_eq!(families, 18, "{text}");
+    assert_eq!(families, 21, "{text}");
+}
+
+/// Short enough for a test, long enough for a loaded machine to send a whole request head in time.
+const HEADER_READ: Duration = Duration::from_secs(1);
+
+/// Reads until the server closes the connection (end of stream or reset); `None` after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()?;
+    Some(answer)
+}
+
+#[tokio::test]
+async fn a_client_slow_to_send_its_request_head_is_disconnected_after_the_timeout() {
+    let limits = Limits {
+        header_read: HEADER_READ,
+        ..Limits::default()
+    };
+    let svc = Running::start_limited(env_with(&[]), limits).await;
+    let started = Instant::now();
+    let stream = TcpStream::connect(svc.addr).await.expect("connects");
+    let (mut from, mut to) = stream.into_split();
+    to.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .expect("writes");
+    // Then a byte every 50 ms, as a slowloris does: a trickle does not keep the head coming "in time".
+    let trickle = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            every.tick().await;
+            if to.write_all(b"z").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, from.read_to_end(&mut answer)).await;
+    trickle.abort();
+    assert!(closed.is_ok(), "the server kept a never-finished request head open");
+    assert!(
+        started.elapsed() >= HEADER_READ,
+        "closed after {:?}, before the timeout",
+        started.elapsed()
+    );
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_do_not_keep_out_a_normal_request() {
+    let limits = Limits {
+        header_read: HEADER_READ,
+        connections: 4,
+        ..Limits::default()
+    };
+    let svc = Running::start_limited(env_with(&[]), limits).await;
+    // Three times the connection limit, opened and never used.
+    let mut idle = Vec::new();
+    for _ in 0..12 {
+        idle.push(TcpStream::connect(svc.addr).await.expect("connects"));
+    }
+    let answer = svc.http.get(svc.url("/healthz")).send().await.expect("answered");
+    assert_eq!(answer.status(), 200);
+    for stream in &mut idle {
+        let closed = closed_within(stream, DEADLINE).await;
+        assert_eq!(
+            closed.as_deref(),
+            Some(&b""[..]),
+            "an idle connection is closed, unanswered"
+        );
+    }
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    // The default header timeout (10 s) holds idle connections far longer than this test looks.
+    let limits = Limits {
+        connections: 2,
+        ..Limits::default()
+    };
+    let svc = Running::start_limited(env_with(&[]), limits).await;
+    let held = [
+        TcpStream::connect(svc.addr).await.expect("connects"),
+        TcpStream::connect(svc.addr).await.expect("connects"),
+    ];
+    let mut waiting = TcpStream::connect(svc.addr).await.expect("connects (into the backlog)");
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("writes");
+    // Not answered while both places are held (an unlimited server answers in a millisecond).
+    assert_eq!(
+        closed_within(&mut waiting, Duration::from_millis(300)).await,
+        None,
+        "answered beyond the connection limit"
+    );
+    drop(held);
+    let answer = closed_within(&mut waiting, DEADLINE)
+        .await
+        .expect("answered once places freed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    svc.stop().await;
+}
+
+/// A scratch file path under the system's temp dir, removed when dropped.
+struct ScratchFile(std::path::PathBuf);
+
+impl ScratchFile {
+    fn new(name: &str) -> ScratchFile {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .subsec_nanos();
+        ScratchFile(std::env::temp_dir().join(format!("status-{name}-{}-{nanos}", std::process::id())))
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
+    let mut served = Served::start(&env_with(&[
+        ("STATUS_LOG_FORMAT", "text"),
+        ("STATUS_LOG_LEVEL", "info"),
+    ]));
+    served.wait_until_serving();
+    wait_until("the serving line", || {
+        (served.logged(&["serving the REST API"]) > 0).then_some(())
+    });
+    served.sigterm();
+    let (exit, out) = served.wait_exit();
+    assert_eq!(exit.code(), Some(0), "{out}");
+    assert!(out.contains(" INFO "), "a text line with its level: {out}");
+    assert!(!out.contains('\u{1b}'), "ANSI escape codes in the log: {out:?}");
+}
+
+#[test]
+fn the_log_file_is_appended_to_with_one_json_object_per_line() {
+    let file = ScratchFile::new("log");
+    std::fs::write(&file.0, "an earlier line, kept\n").expect("write the earlier content");
+    let path = file.0.to_str().expect("a UTF-8 path");
+    let mut served = Served::start(&env_with(&[("STATUS_LOG_FILE", path), ("STATUS_LOG_LEVEL", "info")]));
+    served.wait_until_serving();
+    wait_until("the serving line in the file", || {
+        let text = std::fs::read_to_string(&file.0).ok()?;
+        text.contains("serving the REST API").then_some(())
+    });
+    served.sigterm();
+    let (exit, out) = served.wait_exit();
+    assert_eq!(exit.code(), Some(0), "{out}");
+    assert!(!out.contains("serving the REST API"), "the log went to stdout: {out}");
+    let text = std::fs::read_to_string(&file.0).expect("the log file");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("an earlier line, kept"));
+    let logged: Vec<Value> = lines
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect();
+    assert!(logged.len() >= 2, "{text}");
+    assert!(
+        logged.iter().all(|l| l["level"].is_string() && l["fields"].is_object()),
+        "{text}"
+    );
+    assert!(logged.iter().any(|l| l["fields"]["message"] == "stopped"), "{text}");
 }

@@ -138,6 +138,17 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
+/// The file the unit's `Documentation=file:…` names.
+fn documentation(unit: &str) -> String {
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("Documentation="))
+        .unwrap_or_else(|| panic!("a Documentation= line in {unit}"));
+    line.strip_prefix("file:")
+        .unwrap_or_else(|| panic!("a file: URI, not {line}"))
+        .to_string()
+}
+
 fn repo_file(rel: &str) -> String {
     fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).expect("a repository file")
 }
@@ -169,6 +180,18 @@ fn install_script_is_idempotent_and_keeps_the_operators_environment_file() {
         fs::read_to_string(&env_file).expect("env file"),
         repo_file("scripts/status.env.example")
     );
+    // The unit's documentation is the installed README.
+    let documented = documentation(&fs::read_to_string(&unit).expect("unit"));
+    assert_eq!(documented, "/usr/local/share/doc/status/README.md");
+    let readme = root.join(documented.trim_start_matches('/'));
+    assert_eq!(
+        fs::read_to_string(&readme).expect("installed README"),
+        repo_file("README.md")
+    );
+    assert_eq!(mode(&readme), 0o644);
+    // A staged install restarts nothing, and says how to.
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(said.contains("systemctl try-restart status"), "{said}");
 
     // The operator fills in the secrets; a second run upgrades the rest and keeps them.
     fs::write(&env_file, "STATUS_SECRET_BOOK=mine\n").expect("edit the env file");
@@ -196,6 +219,9 @@ fn install_script_is_idempotent_and_keeps_the_operators_environment_file() {
     assert_eq!(mode(&opt.join("opt/status/bin/status")), 0o755);
     let unit = fs::read_to_string(opt.join("etc/systemd/system/status.service")).expect("unit");
     assert!(unit.contains("ExecStart=/opt/status/bin/status serve"), "{unit}");
+    let documented = documentation(&unit);
+    assert_eq!(documented, "/opt/status/share/doc/status/README.md");
+    assert!(opt.join(documented.trim_start_matches('/')).is_file(), "{documented}");
 
     // No binary, no install.
     let missing = install(&scratch.path("none"), &[("BINARY", "/nonexistent/status")], &fake_bin);

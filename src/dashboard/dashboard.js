@@ -1,5 +1,7 @@
 // Live view of /api/v1: polls the REST API and renders with textContent only
-// (never innerHTML), so nothing a peer reports can inject markup.
+// (never innerHTML), so nothing a peer reports can inject markup. Every URL is
+// relative to the page, so the dashboard works under a reverse proxy's prefix
+// (https://host/tenant/status/, with its trailing slash).
 "use strict";
 
 const POLL_MS = 2000;
@@ -54,10 +56,14 @@ function shortStream(topic, stub) {
   return topic.startsWith(stub + "-st-") ? topic.slice(stub.length + 4) : topic;
 }
 
+// What the booking system holds, as last read (not what health asks for).
 function bookableBadge(e) {
-  if (e.resource_name === null) return el("span", "badge info", "Not in booking");
-  if (e.available === null) return el("span", "badge info", "Booking unknown");
-  return badge(e.available, "Bookable", "Not bookable");
+  let b;
+  if (e.resource_name === null) b = el("span", "badge info", "Not in booking");
+  else if (e.available === null) b = el("span", "badge info", "Booking unknown");
+  else b = badge(e.available, "Bookable", "Not bookable");
+  b.title = "As the booking system holds it, last read";
+  return b;
 }
 
 // How long since the stream's last frame, now: its age in the relay's report plus the time since that report.
@@ -93,9 +99,16 @@ function renderEvents(container, events) {
     return;
   }
   const table = el("table");
+  table.append(el("caption", "muted", "Recent health events, newest first"));
   const head = el("tr");
-  for (const h of ["When", "Health", "Jump", "Issues"]) head.append(el("th", null, h));
-  table.append(head);
+  for (const h of ["When", "Health", "Jump", "Issues"]) {
+    const th = el("th", null, h);
+    th.scope = "col";
+    head.append(th);
+  }
+  const body = el("tbody");
+  table.append(el("thead"), body);
+  table.tHead.append(head);
   for (const ev of events.slice().reverse()) {
     const row = el("tr");
     row.append(
@@ -104,18 +117,30 @@ function renderEvents(container, events) {
       el("td", null, ev.jump_ok ? "✔" : "✖"),
       el("td", null, ev.issues.join(", ") || "—"),
     );
-    table.append(row);
+    body.append(row);
   }
-  container.append(el("p", "muted", "Recent health events, newest first"), table);
+  container.append(table);
 }
 
 async function loadEvents(box, name) {
   try {
-    const res = await fetch("/api/v1/experiments/events/" + encodeURIComponent(name), { cache: "no-store" });
-    renderEvents(box, res.ok ? await res.json() : []);
+    const res = await fetch("api/v1/experiments/events/" + encodeURIComponent(name), { cache: "no-store" });
+    if (res.ok) {
+      renderEvents(box, await res.json());
+      return;
+    }
+    // A 404 is not "no events": the service does not know this experiment (any more).
+    const error = await res.json().catch(() => null);
+    const why = error && error.message ? error.message : "the service answered " + res.status;
+    box.replaceChildren(el("p", "muted", "Could not load events: " + why + "."));
   } catch (err) {
-    box.textContent = "Could not load events: " + err;
+    box.replaceChildren(el("p", "muted", "Could not load events: " + err + "."));
   }
+}
+
+// The row's disclosure button: it alone is named after the experiment.
+function toggleButton(item) {
+  return item.querySelector("button.toggle");
 }
 
 function toggle(item, e) {
@@ -124,11 +149,11 @@ function toggle(item, e) {
   if (existing) {
     existing.remove();
     open.delete(name);
-    item.firstChild.setAttribute("aria-expanded", "false");
+    toggleButton(item).setAttribute("aria-expanded", "false");
     return;
   }
   open.add(name);
-  item.firstChild.setAttribute("aria-expanded", "true");
+  toggleButton(item).setAttribute("aria-expanded", "true");
   const box = el("div", "events", "Loading events…");
   box.dataset.count = e.health_events;
   item.append(box);
@@ -142,11 +167,16 @@ function renderExperiment(e) {
   item.dataset.name = e.topic_name;
   item.dataset.health = grace ? "starting" : e.healthy ? "healthy" : "unhealthy";
   item.dataset.bookable = e.resource_name === null ? "unmanaged" : e.available === null ? "unknown" : String(e.available);
-  const button = el("button");
+  // The button holds only the name (its accessible name); the rest of the row is plain
+  // content beside it, and a click anywhere on the row toggles too.
+  const row = el("div", "row");
+  const button = el("button", "toggle");
+  button.type = "button";
   button.setAttribute("aria-expanded", "false");
   const name = el("span", "name", e.topic_name);
   name.append(el("span", "resource", e.resource_name || "not in the manifest"));
-  const state = el("span");
+  button.append(name);
+  const state = el("span", "state");
   state.append(
     grace ? el("span", "badge info", "… Starting") : badge(e.healthy, "Healthy", "Unhealthy"),
     bookableBadge(e),
@@ -155,10 +185,10 @@ function renderExperiment(e) {
   const streams = el("span", "streams");
   for (const topic of Object.keys(e.stream_ok)) streams.append(streamChip(e, topic));
   if (!Object.keys(e.stream_ok).length) streams.append(el("span", "muted", "no streams"));
-  button.append(name, state, streams);
-  if (e.issues.length) button.append(el("p", "issues", e.issues.join(" · ")));
-  button.addEventListener("click", () => toggle(item, e));
-  item.append(button);
+  row.append(button, state, streams);
+  if (e.issues.length) row.append(el("span", "issues", e.issues.join(" · ")));
+  row.addEventListener("click", () => toggle(item, e));
+  item.append(row);
   return item;
 }
 
@@ -179,7 +209,7 @@ function render() {
     const events = keep.get(e.topic_name);
     if (events) {
       item.append(events);
-      item.firstChild.setAttribute("aria-expanded", "true");
+      toggleButton(item).setAttribute("aria-expanded", "true");
       if (events.dataset.count !== String(e.health_events)) {
         events.dataset.count = e.health_events;
         loadEvents(events, e.topic_name);
@@ -189,13 +219,14 @@ function render() {
   }));
   if (focusName) {
     const again = [...list.children].find((li) => li.dataset.name === focusName);
-    if (again) again.firstChild.focus({ preventScroll: true });
+    if (again) toggleButton(again).focus({ preventScroll: true });
   }
   const healthy = latest.filter((e) => e.healthy).length;
+  // Bookable as the booking system holds it (`available`), like the badges.
   const bookable = latest.filter((e) => e.available === true).length;
   const problems = latest.length - healthy;
   setText($("summary"), latest.length + " experiments · " + healthy + " healthy · " +
-    problems + " with problems · " + bookable + " bookable");
+    problems + " with problems · " + bookable + " bookable in the booking system");
   document.title = (problems ? "(" + problems + ") " : "") + "Lab status";
 }
 
@@ -247,9 +278,9 @@ async function getJson(path) {
 async function poll() {
   try {
     const [experiments, alerts, feeds] = await Promise.all([
-      getJson("/api/v1/experiments"),
-      getJson("/api/v1/alerts"),
-      getJson("/api/v1/feeds").catch(() => null),
+      getJson("api/v1/experiments"),
+      getJson("api/v1/alerts"),
+      getJson("api/v1/feeds").catch(() => null),
     ]);
     latest = experiments;
     renderAlerts(alerts);

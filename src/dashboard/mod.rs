@@ -32,3 +32,32 @@ async fn asset(content_type: &'static str, body: &'static str) -> impl IntoRespo
         body,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every quoted string in `text` that starts with `/`, after `prefix` (`href="`, `("`…).
+    fn absolute_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.match_indices(prefix)
+            .map(|(at, _)| &text[at + prefix.len()..])
+            .filter(|rest| rest.starts_with('/'))
+            .map(|rest| &rest[..rest.find(['"', '\n']).unwrap_or(rest.len())])
+            .collect()
+    }
+
+    #[test]
+    fn the_page_uses_only_relative_urls_so_it_works_under_a_proxy_prefix() {
+        for attribute in ["href=\"", "src=\"", "action=\""] {
+            assert_eq!(absolute_after(INDEX, attribute), Vec::<&str>::new(), "{attribute}");
+        }
+        for call in ["fetch(\"", "getJson(\"", "fetch('", "getJson('"] {
+            assert_eq!(absolute_after(SCRIPT, call), Vec::<&str>::new(), "{call}");
+        }
+        assert!(
+            SCRIPT.contains("getJson(\"api/v1/experiments\")"),
+            "the list is fetched relatively"
+        );
+        assert!(STYLE.find("url(/").is_none(), "no root-absolute url() in the style");
+    }
+}

@@ -3,7 +3,10 @@
 //!
 //! The booking client and worker hold a clone and count as they go; the
 //! labels are fixed words, HTTP status codes and `true`/`false`, never a
-//! resource name (that would be one series per resource, forever).
+//! resource name (that would be one series per resource, forever). Every
+//! series whose labels are known in advance is there at 0 from the start, so
+//! that `increase()` sees the first change; a series of an HTTP status
+//! appears with the first failure of that status.
 
 use std::time::Duration;
 
@@ -28,6 +31,8 @@ pub enum Operation {
 }
 
 impl Operation {
+    const ALL: [Operation; 3] = [Operation::Manifest, Operation::Read, Operation::Set];
+
     fn label(self) -> &'static str {
         match self {
             Operation::Manifest => "manifest",
@@ -63,16 +68,40 @@ pub struct BookMetrics {
     changes_failed: Family<ChangeLabels, Counter>,
 }
 
+/// Failure causes that are not an HTTP status: their series exist from the start.
+const FIXED_ERRORS: [&str; 3] = ["timeout", "unreachable", "bad_answer"];
+
 impl Default for BookMetrics {
     fn default() -> Self {
-        Self {
+        let metrics = Self {
             durations: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS_SECS)),
             errors: Family::default(),
             manifest_loads: Counter::default(),
             changes_requested: Family::default(),
             changes_confirmed: Family::default(),
             changes_failed: Family::default(),
+        };
+        // A series that appears with its first increment hides that increment from
+        // `increase()` and `rate()`: every series known in advance starts at 0.
+        for family in [
+            &metrics.changes_requested,
+            &metrics.changes_confirmed,
+            &metrics.changes_failed,
+        ] {
+            for available in [false, true] {
+                let _created = family.get_or_create(&ChangeLabels { available });
+            }
         }
+        for operation in Operation::ALL {
+            for status in FIXED_ERRORS {
+                let labels = ErrorLabels {
+                    operation: operation.label(),
+                    status: status.to_string(),
+                };
+                let _created = metrics.errors.get_or_create(&labels);
+            }
+        }
+        metrics
     }
 }
 
@@ -143,5 +172,53 @@ impl BookMetrics {
             &self.changes_failed
         };
         family.get_or_create(&ChangeLabels { available }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposed(metrics: &BookMetrics) -> String {
+        let mut registry = Registry::with_prefix("status");
+        metrics.register(&mut registry);
+        crate::metrics::encode(&registry).expect("encodes")
+    }
+
+    #[test]
+    fn change_and_fixed_error_series_are_there_at_zero_before_anything_happens() {
+        let text = exposed(&BookMetrics::default());
+        for kind in ["requested", "confirmed", "failed"] {
+            for available in ["true", "false"] {
+                let series = format!("status_availability_changes_{kind}_total{{available=\"{available}\"}} 0");
+                assert!(text.lines().any(|l| l == series), "{series} missing:\n{text}");
+            }
+        }
+        for operation in ["manifest", "read", "set"] {
+            for status in ["timeout", "unreachable", "bad_answer"] {
+                let series =
+                    format!("status_book_request_errors_total{{operation=\"{operation}\",status=\"{status}\"}} 0");
+                assert!(text.lines().any(|l| l == series), "{series} missing:\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn settled_changes_count_in_their_own_series() {
+        let metrics = BookMetrics::default();
+        metrics.change_requested(false);
+        metrics.change_settled(false, false);
+        let text = exposed(&metrics);
+        for (series, value) in [
+            (r#"status_availability_changes_requested_total{available="false"}"#, 1),
+            (r#"status_availability_changes_failed_total{available="false"}"#, 1),
+            (r#"status_availability_changes_confirmed_total{available="false"}"#, 0),
+            (r#"status_availability_changes_failed_total{available="true"}"#, 0),
+        ] {
+            assert!(
+                text.lines().any(|l| l == format!("{series} {value}")),
+                "{series} {value}:\n{text}"
+            );
+        }
     }
 }

@@ -15,6 +15,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -33,11 +34,12 @@ struct RequestLabels {
     status: &'static str,
 }
 
-/// Counts and times every request the router answers.
+/// Counts and times every request the router answers, and counts open connections.
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    connections: Gauge,
 }
 
 impl Default for HttpMetrics {
@@ -45,6 +47,7 @@ impl Default for HttpMetrics {
         Self {
             requests: Family::default(),
             durations: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS_SECS)),
+            connections: Gauge::default(),
         }
     }
 }
@@ -62,6 +65,16 @@ impl HttpMetrics {
             Unit::Seconds,
             self.durations.clone(),
         );
+        registry.register(
+            "http_connections",
+            "REST connections being served now (at most the server's connection limit)",
+            self.connections.clone(),
+        );
+    }
+
+    /// The gauge of open connections, for the server to keep.
+    pub fn connections(&self) -> Gauge {
+        self.connections.clone()
     }
 }
 

@@ -151,9 +151,31 @@ impl Collector for Fleet {
         family(
             &mut encoder,
             "experiments",
-            "Experiments known, by health and by whether health makes them bookable.",
+            "Experiments known, by health and by whether health asks for them to be bookable (every required stream healthy).",
             None,
             &experiments,
+        )?;
+        // What the booking system holds, as last read: not the same as `bookable` above
+        // while a change is pending, held, failing, or the experiment is not managed.
+        let mut held = [0i64; 3];
+        for e in &snapshot.experiments {
+            held[match e.available {
+                Some(true) => 0,
+                Some(false) => 1,
+                None => 2,
+            }] += 1;
+        }
+        let available = [
+            ([("available", "true")], ConstGauge::new(held[0])),
+            ([("available", "false")], ConstGauge::new(held[1])),
+            ([("available", "unknown")], ConstGauge::new(held[2])),
+        ];
+        family(
+            &mut encoder,
+            "experiments_available",
+            "Experiments by the availability last read from the booking system (unknown: not read yet, or not in the manifest).",
+            None,
+            &available,
         )?;
         let alerts = ALERT_KINDS.map(|kind| {
             let active = snapshot.alerts.iter().any(|a| a.kind == kind);

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use status::api::Limits;
 use status::demo::Demo;
 use status::mail::MailStats;
 use status::tracker::{Input, Snapshot};
@@ -97,8 +98,17 @@ impl Running {
 
     /// Starts the service with `first` already queued: they reach the tracker before anything else.
     pub async fn start_with(env: Vec<(String, String)>, first: Vec<Input>) -> Self {
+        Self::start_within(env, first, Limits::default()).await
+    }
+
+    /// Starts the service serving its API within `limits`.
+    pub async fn start_limited(env: Vec<(String, String)>, limits: Limits) -> Self {
+        Self::start_within(env, Vec::new(), limits).await
+    }
+
+    async fn start_within(env: Vec<(String, String)>, first: Vec<Input>, limits: Limits) -> Self {
         let config = Config::from_vars(env).expect("test configuration is valid");
-        let service = Service::new(config);
+        let service = Service::new(config).limits(limits);
         let inputs = service.inputs();
         for input in first {
             let queued = inputs.send(input).await;
