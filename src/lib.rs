@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod allocator;
 pub mod api;
 pub mod book;
 pub mod config;
