@@ -325,6 +325,65 @@ fn an_extra_stream_is_judged_while_present_and_dropped_when_gone() {
     assert!(!lab.exp("pend00").health.stream_ok.contains_key("pend00-st-extra"));
 }
 
+#[test]
+fn a_required_stream_going_from_stale_to_vanished_is_no_new_event() {
+    let mut lab = Lab::new(&["pend00"]);
+    let stale = vec![
+        stream("pend00-st-data", Some(30.0)),
+        stream("pend00-st-video", Some(0.1)),
+    ];
+    let e = lab.both_at(70, stale);
+    assert_eq!(*news(&e)[0].event.issues, ["unhealthy pend00-st-data"]);
+    let e = lab.both_at(75, vec![stream("pend00-st-video", Some(0.1))]);
+    assert!(news(&e).is_empty(), "it was unhealthy and still is: {e:?}");
+    let exp = lab.exp("pend00");
+    assert_eq!(exp.events.len(), 2);
+    assert_eq!(
+        *exp.health.issues,
+        ["missing required pend00-st-data"],
+        "the REST API shows the current wording"
+    );
+}
+
+#[test]
+fn a_second_stream_going_bad_is_a_new_event() {
+    let mut lab = Lab::new(&["pend00"]);
+    let e = lab.both_at(
+        70,
+        vec![
+            stream("pend00-st-data", Some(30.0)),
+            stream("pend00-st-video", Some(0.1)),
+        ],
+    );
+    assert_eq!(news(&e).len(), 1);
+    let e = lab.both_at(75, vec![stream("pend00-st-data", Some(30.0))]);
+    let n = news(&e);
+    assert_eq!(n.len(), 1, "{e:?}");
+    assert_eq!(
+        *n[0].event.issues,
+        ["missing required pend00-st-video", "unhealthy pend00-st-data"]
+    );
+    assert!(!n[0].event.stream_ok["pend00-st-video"]);
+    assert_eq!(lab.exp("pend00").events.len(), 3);
+}
+
+#[test]
+fn relay_silence_is_an_event_even_when_every_stream_was_already_bad() {
+    let mut lab = Lab::new(&["pend00"]);
+    let stale = vec![
+        stream("pend00-st-data", Some(30.0)),
+        stream("pend00-st-video", Some(30.0)),
+    ];
+    assert_eq!(news(&lab.both_at(70, stale)).len(), 1);
+    // The jump keeps speaking; the relay's last snapshot was at 70.
+    lab.tracker.handle(t(95), Input::Jump(vec![host("pend00")]));
+    let e = lab.tracker.handle(t(100), Input::Tick);
+    assert_eq!(alerts(&e), [(AlertKind::RelaySilent, true)]);
+    let n = news(&e);
+    assert_eq!(n.len(), 1, "{e:?}");
+    assert_eq!(*n[0].event.issues, ["relay feed silent"]);
+}
+
 // ---- the decision tables ----
 
 #[test]
