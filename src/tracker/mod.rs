@@ -39,6 +39,12 @@ use health::{MISSING_REQUIRED, UNHEALTHY};
 /// After a failed or refused availability change, wait this long before asking again.
 pub const AVAILABILITY_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// A change's reason names at most this many issues, then how many more there are.
+const REASON_MAX_ISSUES: usize = 3;
+
+/// A change's reason (it travels in the PUT's URL) is never longer than this, in bytes.
+const REASON_MAX_BYTES: usize = 480;
+
 /// One resource of the booking manifest, already mapped to stream topics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
@@ -519,6 +525,9 @@ impl Tracker {
 }
 
 /// `status: missing required pend00-st-data at 2026-11-21T10:00:00Z`.
+///
+/// It travels in the PUT's URL, so it names at most [`REASON_MAX_ISSUES`]
+/// issues (then `and N more`) and stays within [`REASON_MAX_BYTES`].
 fn reason(exp: &Experiment, now: DateTime<Utc>) -> String {
     let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     if exp.health.bookable {
@@ -533,5 +542,42 @@ fn reason(exp: &Experiment, now: DateTime<Utc>) -> String {
             i.starts_with(MISSING_REQUIRED) || i.strip_prefix(UNHEALTHY).is_some_and(|t| exp.required.contains(t))
         })
         .collect();
-    format!("status: {} at {at}", why.join(", "))
+    let budget = REASON_MAX_BYTES - "status: ".len() - " at ".len() - at.len();
+    format!("status: {} at {at}", issue_list(&why, budget))
+}
+
+/// `a, b, c and 4 more`, within `budget` bytes: whole issues while they fit,
+/// the first one cut short (`…`) if even it alone does not.
+fn issue_list(issues: &[&str], budget: usize) -> String {
+    // Room kept for the longest possible tail.
+    let tail = |more: usize| {
+        if more == 0 {
+            String::new()
+        } else {
+            format!(" and {more} more")
+        }
+    };
+    let room = budget - tail(issues.len()).len();
+    let mut list = String::new();
+    let mut named = 0;
+    for issue in issues.iter().take(REASON_MAX_ISSUES) {
+        let sep = if named == 0 { "" } else { ", " };
+        if list.len() + sep.len() + issue.len() > room {
+            break;
+        }
+        list.push_str(sep);
+        list.push_str(issue);
+        named += 1;
+    }
+    if named == 0 {
+        if let Some(first) = issues.first() {
+            let mut end = room - "…".len();
+            while !first.is_char_boundary(end) {
+                end -= 1;
+            }
+            list = format!("{}…", &first[..end]);
+            named = 1;
+        }
+    }
+    list + &tail(issues.len() - named)
 }

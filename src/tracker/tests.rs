@@ -474,6 +474,58 @@ fn the_reason_names_status_the_issue_and_the_time() {
     assert_eq!(c.topic, "pend00");
 }
 
+#[test]
+fn a_long_reason_names_three_issues_and_counts_the_rest() {
+    let streams: Vec<String> = (0..40).map(|k| format!("s{k:02}")).collect();
+    let names: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let mut tracker = Tracker::new(cfg(), t(0));
+    tracker.handle(t(0), Input::Manifest(vec![resource("pend00", &names)]));
+    tracker.handle(t(0), observed(&["pend00"], true));
+    tracker.handle(t(STARTUP), Input::Jump(vec![host("pend00")]));
+    let e = tracker.handle(t(STARTUP), Input::Relay(vec![]));
+    let Some(Effect::SetAvailability(c)) = e.iter().find(|e| matches!(e, Effect::SetAvailability(_))) else {
+        panic!("a change was requested: {e:?}")
+    };
+    assert_eq!(
+        c.reason,
+        "status: missing required pend00-st-s00, missing required pend00-st-s01, \
+         missing required pend00-st-s02 and 37 more at 2026-11-21T10:01:00Z"
+    );
+    assert_eq!(news(&e)[0].event.issues.len(), 40, "the health event keeps every issue");
+}
+
+#[test]
+fn a_reason_stays_short_whatever_the_names() {
+    let at = "2026-11-21T10:01:00Z";
+    let long = "x".repeat(500);
+    let medium = "y".repeat(150);
+    let issue = |name: &str| format!("missing required pend00-st-{name}");
+    let budget = REASON_MAX_BYTES - "status:  at ".len() - at.len();
+    for (issues, starts, ends) in [
+        (
+            vec![issue(&long), issue("a")],
+            "missing required pend00-st-xxx",
+            "xxx… and 1 more",
+        ),
+        (
+            vec![issue(&medium), issue(&medium), issue(&medium), issue("a")],
+            "missing required pend00-st-yyy",
+            "yyy and 2 more",
+        ),
+        (
+            vec![issue("é".repeat(300).as_str())],
+            "missing required pend00-st-é",
+            "é…",
+        ),
+    ] {
+        let refs: Vec<&str> = issues.iter().map(String::as_str).collect();
+        let list = issue_list(&refs, budget);
+        assert!(list.len() <= budget, "{} bytes: {list}", list.len());
+        assert!(list.starts_with(starts) && list.ends_with(ends), "{list}");
+    }
+    assert_eq!(issue_list(&["a", "b"], budget), "a, b");
+}
+
 // ---- availability bookkeeping ----
 
 #[test]
