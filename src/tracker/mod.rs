@@ -16,7 +16,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -316,14 +316,23 @@ impl Tracker {
         touched
     }
 
+    /// Takes a new manifest. An experiment is managed by one resource only: a
+    /// later entry naming an experiment (or a resource name) already taken in
+    /// this manifest is skipped, and the first keeps it. `manifest::map` has
+    /// already left such entries out, saying why; this only keeps the
+    /// bookkeeping sound whoever sends the manifest.
     fn apply_manifest(&mut self, now: DateTime<Utc>, resources: Vec<Resource>) -> Vec<usize> {
         let mut by_resource = HashMap::with_capacity(resources.len());
+        let mut claimed = HashSet::with_capacity(resources.len());
         let mut touched = Vec::with_capacity(resources.len());
         for res in resources {
-            if res.topic.is_empty() || res.name.is_empty() {
+            if res.topic.is_empty() || res.name.is_empty() || by_resource.contains_key(&res.name) {
                 continue;
             }
             let i = self.upsert(&res.topic, now);
+            if !claimed.insert(i) {
+                continue;
+            }
             let exp = &mut self.experiments[i];
             if exp.resource.as_deref() != Some(&res.name) {
                 exp.availability = Default::default();

@@ -590,6 +590,57 @@ fn a_failed_change_waits_before_it_is_retried() {
 }
 
 #[test]
+fn a_topic_stub_claimed_twice_is_managed_by_the_first_resource_only() {
+    let mut tracker = Tracker::new(cfg(), t(0));
+    let second = Resource {
+        name: "r-second".into(),
+        ..resource("pend00", &["video"])
+    };
+    tracker.handle(t(0), Input::Manifest(vec![resource("pend00", &["data"]), second]));
+    let exp = tracker.experiment("pend00").unwrap();
+    assert_eq!(exp.resource.as_deref(), Some("r-pend00"));
+    assert_eq!(
+        exp.required.iter().map(|t| &**t).collect::<Vec<_>>(),
+        ["pend00-st-data"]
+    );
+    assert_eq!(tracker.experiments().count(), 1);
+    let read = |name: &str, available| {
+        Input::Availability(vec![Observed {
+            resource: name.into(),
+            available,
+        }])
+    };
+    tracker.handle(t(1), read("r-second", false));
+    assert_eq!(tracker.experiment("pend00").unwrap().availability.observed, None);
+    tracker.handle(t(1), read("r-pend00", true));
+    assert_eq!(tracker.experiment("pend00").unwrap().availability.observed, Some(true));
+    tracker.handle(t(2), read("r-second", false));
+    assert_eq!(
+        tracker.experiment("pend00").unwrap().availability.observed,
+        Some(true),
+        "the skipped resource never speaks for the experiment"
+    );
+    // The same manifest again changes nothing: still the first, still read.
+    tracker.handle(
+        t(3),
+        Input::Manifest(vec![
+            resource("pend00", &["data"]),
+            Resource {
+                name: "r-second".into(),
+                ..resource("pend00", &["video"])
+            },
+        ]),
+    );
+    let exp = tracker.experiment("pend00").unwrap();
+    assert_eq!(exp.resource.as_deref(), Some("r-pend00"));
+    assert_eq!(exp.availability.observed, Some(true));
+    // Relay and jump say it broke after the grace: one change, for the first resource.
+    tracker.handle(t(STARTUP), Input::Jump(vec![host("pend00")]));
+    let e = tracker.handle(t(STARTUP), Input::Relay(vec![stream("pend00-st-video", Some(0.1))]));
+    assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+#[test]
 fn experiments_outside_the_manifest_are_never_changed() {
     let mut lab = Lab::new(&["pend00"]);
     let mut relay = healthy_relay(&["pend00"]);
