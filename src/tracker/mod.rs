@@ -36,7 +36,7 @@ use crate::report::{stream_stub, Report};
 use experiment::{FeedsFresh, Stream};
 use health::{MISSING_REQUIRED, UNHEALTHY};
 
-/// After a failed or refused availability change, wait this long before asking again.
+/// After a change that failed transiently, or read back other than asked, wait this long before asking again.
 pub const AVAILABILITY_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// A change's reason names at most this many issues, then how many more there are.
@@ -74,13 +74,26 @@ pub enum Input {
     Manifest(Vec<Resource>),
     /// Availabilities read from the booking system in one round.
     Availability(Vec<Observed>),
-    /// The outcome of a requested change: the value read back, or why it failed.
+    /// The outcome of a requested change: the value read back, or why there is none.
     AvailabilityOutcome {
         resource: String,
-        result: Result<bool, String>,
+        result: Result<bool, ChangeError>,
     },
     /// Time passed; lets deadlines (grace, silence, retries) fire.
     Tick,
+}
+
+/// Why a requested change left no value read back, which decides when it is asked for again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    /// Might work soon (a timeout, an unreachable booking API, a 5xx): asked again after
+    /// [`AVAILABILITY_RETRY_AFTER`].
+    Transient(String),
+    /// Refused for a reason that asking again will not change (a 4xx, an unusable answer):
+    /// asked again only once the booking system has been read again (the next manifest round).
+    Refused(String),
+    /// A dry run: nothing was sent. Decided again only once the booking system has been read again.
+    DryRun,
 }
 
 /// A request to the booking system.
@@ -365,13 +378,14 @@ impl Tracker {
             // A read racing a change in flight may predate it; the change's own outcome decides.
             if a.in_flight.is_none() {
                 a.observed = Some(o.available);
+                a.until_read = false;
                 touched.push(i);
             }
         }
         touched
     }
 
-    fn apply_outcome(&mut self, now: DateTime<Utc>, resource: &str, result: Result<bool, String>) -> Vec<usize> {
+    fn apply_outcome(&mut self, now: DateTime<Utc>, resource: &str, result: Result<bool, ChangeError>) -> Vec<usize> {
         let Some(&i) = self.by_resource.get(resource) else {
             return Vec::new();
         };
@@ -384,7 +398,9 @@ impl Tracker {
                     a.retry_after = Some(now + AVAILABILITY_RETRY_AFTER);
                 }
             }
-            Err(_) => a.retry_after = Some(now + AVAILABILITY_RETRY_AFTER),
+            Err(ChangeError::Transient(_)) => a.retry_after = Some(now + AVAILABILITY_RETRY_AFTER),
+            // What the booking system holds is unchanged and known: `observed` stays as read.
+            Err(ChangeError::Refused(_) | ChangeError::DryRun) => a.until_read = true,
         }
         if let Some(t) = a.retry_after {
             self.retries.insert((t, i));
@@ -478,6 +494,7 @@ impl Tracker {
             if exp.resource.is_none()
                 || exp.in_grace(now, self.cfg.startup)
                 || a.in_flight.is_some()
+                || a.until_read
                 || a.retry_after.is_some_and(|t| t > now)
             {
                 continue;

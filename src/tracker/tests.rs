@@ -576,7 +576,7 @@ fn a_failed_change_waits_before_it_is_retried() {
         t(71),
         Input::AvailabilityOutcome {
             resource: "r-pend00".into(),
-            result: Err("500".into()),
+            result: Err(ChangeError::Transient("500".into())),
         },
     );
     assert!(changes(&e).is_empty());
@@ -587,6 +587,64 @@ fn a_failed_change_waits_before_it_is_retried() {
     }
     let e = lab.both_at(retry, broken());
     assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+fn outcome(resource: &str, result: Result<bool, ChangeError>) -> Input {
+    Input::AvailabilityOutcome {
+        resource: resource.into(),
+        result,
+    }
+}
+
+#[test]
+fn a_refused_change_is_asked_again_only_after_the_next_read() {
+    let mut lab = Lab::new(&["pend00"]);
+    let broken = || vec![stream("pend00-st-video", Some(0.1))];
+    assert_eq!(changes(&lab.both_at(70, broken())).len(), 1);
+    let refused = Err(ChangeError::Refused("403".into()));
+    let e = lab.tracker.handle(t(71), outcome("r-pend00", refused));
+    assert!(changes(&e).is_empty());
+    let a = &lab.exp("pend00").availability;
+    assert_eq!((a.in_flight, a.observed), (None, Some(true)));
+    // Far beyond the transient retry wait: still not asked again.
+    let late = 71 + 10 * AVAILABILITY_RETRY_AFTER.as_secs();
+    for s in (75..late).step_by(20).chain([late]) {
+        assert!(changes(&lab.both_at(s, broken())).is_empty(), "at {s}s");
+        assert!(changes(&lab.tracker.handle(t(s), Input::Tick)).is_empty(), "at {s}s");
+    }
+    // The next round reads it: asked again, once.
+    let e = lab.tracker.handle(t(late + 1), observed(&["pend00"], true));
+    assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+#[test]
+fn a_dry_run_keeps_what_was_read_and_decides_again_only_after_the_next_read() {
+    let mut lab = Lab::new(&["pend00"]);
+    let broken = || vec![stream("pend00-st-video", Some(0.1))];
+    assert_eq!(changes(&lab.both_at(70, broken())).len(), 1);
+    lab.tracker.handle(t(70), outcome("r-pend00", Err(ChangeError::DryRun)));
+    let a = &lab.exp("pend00").availability;
+    assert_eq!(
+        (a.in_flight, a.observed),
+        (None, Some(true)),
+        "nothing was sent: the booking system still holds what was read"
+    );
+    let snap = lab.tracker.snapshot(t(70));
+    assert_eq!(snap.experiment("pend00").unwrap().available, Some(true));
+    for s in (71..200).step_by(3) {
+        assert!(changes(&lab.both_at(s, broken())).is_empty(), "at {s}s");
+        assert!(changes(&lab.tracker.handle(t(s), Input::Tick)).is_empty(), "at {s}s");
+    }
+    // A jump event later tells the email what the booking system really holds.
+    lab.tracker.handle(t(200), Input::Relay(broken()));
+    let e = lab.tracker.handle(t(200), Input::Jump(vec![]));
+    assert_eq!(news(&e)[0].bookable, Some(true));
+    let e = lab.tracker.handle(t(201), observed(&["pend00"], true));
+    assert_eq!(
+        changes(&e),
+        [("r-pend00".to_string(), false)],
+        "the next round decides again"
+    );
 }
 
 #[test]

@@ -303,7 +303,41 @@ async fn a_dry_run_sends_no_put() {
     );
     rig.no_put_after_rounds(2, "no PUT in a dry run").await;
     assert_eq!(rig.held("r-pend00"), Some(true));
+    assert!(
+        rig.shows("pend00", "available", json!(true)).await,
+        "the REST API shows what the booking system holds, not what would be set"
+    );
     logs.assert_none_of(&[SECRET]);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_decides_once_until_the_booking_system_is_read_again() {
+    let logs = Logs::capture();
+    // One round an hour: after it, nothing reads the booking system again.
+    let rig = Rig::start(
+        manifest(&["dry00"]),
+        &[("STATUS_DRY_RUN", "true"), ("STATUS_QUERY_BOOK_EVERY", "1h")],
+        vec![Input::Relay(relay(&["dry00"], "150ms")), jump(&["dry00"])],
+    )
+    .await;
+    eventually!(
+        "dry00 is read as available",
+        rig.shows("dry00", "available", json!(true)).await
+    );
+    let decided = || logs.lines_with(&["dry run: would set r-dry00 available=false"]).len();
+    rig.send(Input::Relay(relay(&["dry00"], "1m"))).await;
+    eventually!("the decision is logged", decided() == 1);
+    // Every snapshot judges dry00 again, still broken; a marker shows it was taken.
+    for k in 0..5 {
+        let mut snapshot = relay(&["dry00"], "1m");
+        snapshot.extend(relay(&[format!("mark{k}").as_str()], "150ms"));
+        rig.send(Input::Relay(snapshot)).await;
+    }
+    eventually!("the last snapshot is taken", rig.experiment("mark4").await.is_some());
+    assert_eq!(decided(), 1, "decided once, not once per snapshot");
+    assert!(rig.shows("dry00", "available", json!(true)).await);
+    assert!(rig.puts().is_empty());
     rig.stop().await;
 }
 
