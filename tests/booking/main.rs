@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use status::book::{BookClient, BookError};
 use status::config::{Peer, Scheme};
 use status::report::Report;
-use status::sim::book::SimBook;
-use status::token::book_token;
+use status::sim::book::{Headers, SimBook};
+use status::token::{book_token, verify, BookClaims};
 use status::tracker::Input;
 use support::eventually;
 use support::logs::Logs;
@@ -490,12 +490,57 @@ async fn the_simulator_checks_tokens_as_the_booking_system_does() {
     let good = book_token(&peer(sim.host(), rig::SECRET), now).expect("token");
     let elsewhere = book_token(&peer("127.0.0.1:1".into(), rig::SECRET), now).expect("token");
     let expired = book_token(&peer(sim.host(), rig::SECRET), now - 3600).expect("token");
+    let mut claims: BookClaims = verify(&good, rig::SECRET.as_bytes(), sim.base_url()).expect("our own token");
+    claims.aud.push("https://elsewhere.example.org".into());
+    let two_audiences = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(rig::SECRET.as_bytes()),
+    )
+    .expect("signed");
     assert_eq!(status(Some(good.clone())).await, 200, "the bare token");
-    assert_eq!(status(Some(format!("Bearer {good}"))).await, 200, "a bearer token");
+    assert_eq!(status(Some(format!("Bearer {good}"))).await, 401, "a Bearer prefix");
     assert_eq!(status(None).await, 401, "no token");
     assert_eq!(status(Some(elsewhere)).await, 401, "another audience");
     assert_eq!(status(Some(expired)).await, 401, "an expired token");
-    assert_eq!(sim.control().requests().len(), 7, "every request is recorded");
+    assert_eq!(status(Some(two_audiences)).await, 401, "aud of more than one element");
+    assert_eq!(sim.control().requests().len(), 8, "every request is recorded");
+    assert_eq!(sim.control().headers().len(), 8, "with its headers");
+}
+
+/// The `Authorization` header of a recorded request.
+fn authorization(headers: &Headers) -> &str {
+    headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.as_str())
+        .expect("an Authorization header")
+}
+
+#[tokio::test]
+async fn the_booking_token_goes_bare_in_the_authorization_header() {
+    let sim = SimBook::start(rig::SECRET, "/tenant/book")
+        .await
+        .expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    let peer = Peer {
+        scheme: Scheme::Http,
+        host: sim.host(),
+        basepath: sim.basepath().to_string(),
+        secret: rig::SECRET.to_string().into(),
+    };
+    let client = BookClient::new(peer, Duration::from_secs(5)).expect("client");
+    client.manifest().await.expect("manifest");
+    client.read("r-pend00").await.expect("read");
+    client.set("r-pend00", false, "status: test").await.expect("set");
+    let headers = sim.control().headers();
+    assert_eq!(headers.len(), 3);
+    for h in &headers {
+        let value = authorization(h);
+        assert_eq!(value.split('.').count(), 3, "a bare JWT, nothing before it");
+        let claims: BookClaims = verify(value, rig::SECRET.as_bytes(), sim.base_url()).expect("a valid token");
+        assert_eq!(claims.aud, [sim.base_url()]);
+    }
 }
 
 #[tokio::test]
