@@ -9,6 +9,7 @@ mod support;
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use rig::{jump, manifest, relay, stream, Rig, SECRET};
 use serde_json::{json, Value};
 use status::book::{BookClient, BookError};
@@ -540,6 +541,47 @@ async fn the_booking_token_goes_bare_in_the_authorization_header() {
         assert_eq!(value.split('.').count(), 3, "a bare JWT, nothing before it");
         let claims: BookClaims = verify(value, rig::SECRET.as_bytes(), sim.base_url()).expect("a valid token");
         assert_eq!(claims.aud, [sim.base_url()]);
+    }
+}
+
+#[tokio::test]
+async fn at_most_eight_requests_are_in_flight_and_queued_ones_carry_fresh_tokens() {
+    let sim = SimBook::start(rig::SECRET, "").await.expect("simulator binds");
+    let names: Vec<String> = (0..20).map(|k| format!("rig{k:02}")).collect();
+    let stubs: Vec<&str> = names.iter().map(String::as_str).collect();
+    sim.control().set_manifest(manifest(&stubs));
+    let peer = Peer {
+        scheme: Scheme::Http,
+        host: sim.host(),
+        basepath: String::new(),
+        secret: rig::SECRET.to_string().into(),
+    };
+    let client = BookClient::new(peer, Duration::from_secs(3600)).expect("client");
+    // The first eight hang until released; the other twelve must wait for a slot.
+    sim.control().hang_next(8, Duration::from_secs(3600));
+    let resources: Vec<String> = names.iter().map(|n| format!("r-{n}")).collect();
+    let reads = tokio::spawn(async move { join_all(resources.iter().map(|r| client.read(r))).await });
+    eventually!("eight reads hang", sim.control().in_flight() == 8);
+    let queued_since = chrono::Utc::now().timestamp();
+    // Wall-clock seconds must pass for a token's `iat` to tell when it was minted.
+    eventually!("two seconds pass", chrono::Utc::now().timestamp() >= queued_since + 2);
+    assert_eq!(sim.control().requests().len(), 8, "the rest wait in the client");
+    sim.control().release_hung();
+    let reads = tokio::time::timeout(support::DEADLINE, reads)
+        .await
+        .expect("the reads end")
+        .expect("the reads run");
+    assert!(reads.iter().all(|r| matches!(r, Ok(true))), "{reads:?}");
+    assert_eq!(sim.control().max_in_flight(), 8);
+    let headers = sim.control().headers();
+    assert_eq!(headers.len(), 20);
+    for h in &headers[8..] {
+        let claims: BookClaims = verify(authorization(h), rig::SECRET.as_bytes(), sim.base_url()).expect("valid");
+        assert!(
+            claims.iat >= queued_since + 2,
+            "minted when the request got its slot, not when it was queued: iat {} vs queued at {queued_since}",
+            claims.iat
+        );
     }
 }
 
