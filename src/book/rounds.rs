@@ -8,6 +8,10 @@
 //! a newly listed resource is read before anything is decided for it.
 //! A failed manifest fetch is retried sooner; meanwhile the last good
 //! manifest stays in force simply because nothing new is sent.
+//!
+//! A read holds its resource's lock only while it is made, so a slow read
+//! never delays changes of other resources; one that a change overtook
+//! before the round's reads are queued is dropped (see `locks`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,31 +74,47 @@ async fn round(booking: &Booking) -> Result<(), BookError> {
     booking.tell(Input::Manifest(manifest.resources)).await;
     booking.metrics.manifest_loaded();
 
-    // Each read keeps its resource's lock until the batch is queued, so no
-    // change can start, finish and be reported in between and then be
-    // overwritten by this older read. The client bounds how many run at once.
+    read(booking, &names).await;
+    Ok(())
+}
+
+/// Reads the availability of `names` and queues what was read as one input.
+async fn read(booking: &Booking, names: &[String]) {
+    // Each read holds its resource's lock only while it is made; the client
+    // bounds how many run at once. A resource being changed right now is not
+    // read: the change reads it back and reports what it holds.
     let reads = join_all(names.iter().map(|name| async move {
-        let guard = booking.locks.lock(name).await;
-        (name, booking.client.read(name).await, guard)
+        let Some(guard) = booking.locks.try_lock(name) else {
+            debug!("availability of {name} not read this time: a change of it is in flight and reads it back");
+            return (name, None);
+        };
+        let read = booking.client.read(name).await;
+        (name, Some((read, guard.release())))
     }))
     .await;
     let mut observed = Vec::with_capacity(reads.len());
     let mut guards = Vec::with_capacity(reads.len());
-    for (name, read, guard) in reads {
+    for (name, read) in reads {
         match read {
-            Ok(available) => observed.push(Observed {
-                resource: name.clone(),
-                available,
-            }),
-            Err(e) => warn!("availability of {name} not read: {e}; it is read again next round"),
+            None => {}
+            Some((Ok(available), mark)) => match mark.relock() {
+                // Held until the batch is queued: no change of it can be reported in between.
+                Some(guard) => {
+                    observed.push(Observed {
+                        resource: name.clone(),
+                        available,
+                    });
+                    guards.push(guard);
+                }
+                None => debug!("availability of {name} read, then overtaken by a change: the change reports it"),
+            },
+            Some((Err(e), _)) => warn!("availability of {name} not read: {e}; it is read again next round"),
         }
-        guards.push(guard);
     }
     if !observed.is_empty() {
         booking.tell(Input::Availability(observed)).await;
     }
     drop(guards);
-    Ok(())
 }
 
 #[cfg(test)]

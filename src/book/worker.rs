@@ -1,7 +1,8 @@
 //! The availability worker: carries out the tracker's availability changes.
 //!
 //! Each change gets its own task: it takes the resource's lock (never two
-//! conversations about one resource at once), sends the PUT, reads the value
+//! conversations about one resource at once), counts the change on it (so a
+//! round's read made before it is dropped), sends the PUT, reads the value
 //! back and reports what it read (or why it could not, and whether that is
 //! worth retrying soon) to the tracker while still holding the lock. The
 //! client bounds how many requests run at once. In a dry run nothing is sent:
@@ -56,16 +57,18 @@ async fn apply(booking: Arc<Booking>, change: AvailabilityChange, dry_run: bool)
         ..
     } = change;
     booking.metrics.change_requested(available);
-    let _guard = booking.locks.lock(&resource).await;
+    let mut guard = booking.locks.lock(&resource).await;
     let result = if dry_run {
         info!("dry run: would set {resource} available={available}: {reason}; decided again after the next read");
         Err(ChangeError::DryRun)
     } else {
+        guard.changing();
         let result = carry_out(&booking.client, &resource, available, &reason).await;
         booking.metrics.change_settled(available, result == Ok(available));
         result
     };
     booking.tell(Input::AvailabilityOutcome { resource, result }).await;
+    drop(guard);
 }
 
 /// PUT, then read back: the tracker learns what the booking system holds, not what was hoped.

@@ -222,17 +222,19 @@ async fn a_hung_booking_api_is_retried_and_delays_nothing_else() {
 }
 
 #[tokio::test]
-async fn a_round_read_never_overtakes_a_change() {
+async fn a_hung_read_delays_no_change_and_a_read_a_change_overtook_is_dropped() {
     let both = ["pend00", "spin00"];
     let rig = Rig::start(
         manifest(&both),
-        &[("STATUS_TIMEOUT_BOOK", "5s")],
+        &[("STATUS_TIMEOUT_BOOK", "60s")],
         vec![Input::Relay(relay(&both, "150ms")), jump(&both)],
     )
     .await;
     eventually!("both read as available", rig.available().await == 2);
-    // Hold one round open: spin00's read hangs after pend00's was answered (available).
-    rig.sim.control().hang_next_about("r-spin00", 1, Duration::from_secs(2));
+    // Hold one round open: spin00's read hangs (until released) after pend00's was answered (available).
+    rig.sim
+        .control()
+        .hang_next_about("r-spin00", 1, Duration::from_secs(3600));
     eventually!("a round is held open by spin00's read", {
         let requests = rig.requests();
         let hung = requests
@@ -245,17 +247,36 @@ async fn a_round_read_never_overtakes_a_change() {
                 .any(|r| r.is("GET", "r-pend00") && r.status == Some(200))
         })
     });
-    // pend00 breaks now: its change must wait for the round, or the round's
-    // older read (available) would land after it and ask for a second PUT.
+    // pend00 breaks now: its change goes ahead of the round.
     rig.send(Input::Relay(vec![
         stream("pend00-st-data", "1m"),
         stream("spin00-st-data", "150ms"),
     ]))
     .await;
     eventually!("the change lands", rig.held("r-pend00") == Some(false));
+    eventually!(
+        "the change is read back",
+        rig.shows("pend00", "available", json!(false)).await
+    );
+    let hanging = |rig: &Rig| {
+        rig.requests()
+            .iter()
+            .filter(|r| r.is("GET", "r-spin00") && r.status.is_none())
+            .count()
+    };
+    assert_eq!(hanging(&rig), 1, "all this while spin00's read hung");
+    // The round ends: its read of pend00 (available, older than the change)
+    // must not reach the tracker, or it would ask for a second PUT.
+    rig.sim.control().release_hung();
     rig.rounds(2).await;
     assert_eq!(rig.puts_for("r-pend00", false).len(), 1, "exactly one PUT");
     assert_eq!(rig.puts().len(), 1);
+    assert!(rig.shows("pend00", "available", json!(false)).await);
+    assert_eq!(
+        rig.sim.control().max_in_flight_about_one_resource(),
+        1,
+        "never two requests about one resource at once"
+    );
     rig.stop().await;
 }
 
