@@ -9,6 +9,7 @@ mod support;
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use futures_util::future::join_all;
 use rig::{jump, manifest, relay, stream, Rig, SECRET};
 use serde_json::{json, Value};
@@ -276,6 +277,37 @@ async fn a_hung_read_delays_no_change_and_a_read_a_change_overtook_is_dropped() 
         rig.sim.control().max_in_flight_about_one_resource(),
         1,
         "never two requests about one resource at once"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_read_is_retried_before_the_next_round() {
+    let sim = SimBook::start(SECRET, "").await.expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    sim.control().fail_next_about("r-pend00", 1, StatusCode::NOT_FOUND);
+    // One round an hour: only a retry can read pend00 in time.
+    let rig = Rig::start_with(
+        sim,
+        &[("STATUS_QUERY_BOOK_EVERY", "1h")],
+        vec![Input::Relay(relay(&["pend00"], "150ms")), jump(&["pend00"])],
+    )
+    .await;
+    eventually!(
+        "pend00 is read after its first read failed",
+        rig.shows("pend00", "available", json!(true)).await
+    );
+    let requests = rig.requests();
+    let reads: Vec<Option<u16>> = requests
+        .iter()
+        .filter(|r| r.is("GET", "r-pend00"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(reads, [Some(404), Some(200)]);
+    assert_eq!(
+        requests.iter().filter(|r| r.is_manifest()).count(),
+        1,
+        "retried on its own, not by a new round"
     );
     rig.stop().await;
 }
