@@ -597,6 +597,31 @@ fn outcome(resource: &str, result: Result<bool, ChangeError>) -> Input {
 }
 
 #[test]
+fn a_read_back_other_than_asked_waits_before_asking_again() {
+    let mut lab = Lab::new(&["pend00"]);
+    let broken = || vec![stream("pend00-st-video", Some(0.1))];
+    assert_eq!(changes(&lab.both_at(70, broken())), [("r-pend00".to_string(), false)]);
+    // The booking system accepted the PUT but still holds available.
+    let e = lab.tracker.handle(t(71), outcome("r-pend00", Ok(true)));
+    assert!(changes(&e).is_empty());
+    assert_eq!(
+        lab.exp("pend00").availability.observed,
+        Some(true),
+        "what was read back"
+    );
+    let retry = 71 + AVAILABILITY_RETRY_AFTER.as_secs();
+    for s in (75..retry).step_by(5) {
+        assert!(changes(&lab.both_at(s, broken())).is_empty(), "at {s}s");
+    }
+    assert!(
+        changes(&lab.tracker.handle(t(retry - 1), observed(&["pend00"], true))).is_empty(),
+        "a read does not cut the wait short"
+    );
+    let e = lab.tracker.handle(t(retry), Input::Tick);
+    assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+#[test]
 fn a_refused_change_is_asked_again_only_after_the_next_read() {
     let mut lab = Lab::new(&["pend00"]);
     let broken = || vec![stream("pend00-st-video", Some(0.1))];
@@ -645,6 +670,70 @@ fn a_dry_run_keeps_what_was_read_and_decides_again_only_after_the_next_read() {
         [("r-pend00".to_string(), false)],
         "the next round decides again"
     );
+}
+
+#[test]
+fn a_change_in_flight_when_its_resource_leaves_the_manifest_is_forgotten() {
+    let mut lab = Lab::new(&["pend00", "pend01"]);
+    assert_eq!(
+        changes(&lab.both_at(70, healthy_relay(&["pend01"]))),
+        [("r-pend00".to_string(), false)]
+    );
+    lab.tracker
+        .handle(t(71), Input::Manifest(vec![resource("pend01", &["data", "video"])]));
+    let e = lab.tracker.handle(t(72), outcome("r-pend00", Ok(false)));
+    assert!(e.is_empty(), "{e:?}");
+    let gone = lab.exp("pend00");
+    assert!(gone.resource.is_none());
+    assert_eq!(
+        (gone.availability.observed, gone.availability.in_flight),
+        (None, None),
+        "an unmanaged experiment holds no availability"
+    );
+    let snap = lab.tracker.snapshot(t(72));
+    assert_eq!(snap.experiment("pend00").unwrap().available, None);
+    // Back in the manifest: read before anything is decided for it again.
+    lab.tracker.handle(
+        t(80),
+        Input::Manifest(vec![
+            resource("pend00", &["data", "video"]),
+            resource("pend01", &["data", "video"]),
+        ]),
+    );
+    assert!(changes(&lab.both_at(81, healthy_relay(&["pend01"]))).is_empty());
+    let e = lab.tracker.handle(t(82), observed(&["pend00"], true));
+    assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+#[test]
+fn a_change_in_flight_when_its_resource_is_renamed_is_forgotten() {
+    let mut lab = Lab::new(&["pend00"]);
+    let broken = || vec![stream("pend00-st-video", Some(0.1))];
+    assert_eq!(changes(&lab.both_at(70, broken())), [("r-pend00".to_string(), false)]);
+    let renamed = Resource {
+        name: "r-pendulum".into(),
+        ..resource("pend00", &["data", "video"])
+    };
+    let e = lab.tracker.handle(t(71), Input::Manifest(vec![renamed]));
+    assert!(
+        changes(&e).is_empty(),
+        "the new name is read before anything is decided"
+    );
+    assert_eq!(lab.exp("pend00").resource.as_deref(), Some("r-pendulum"));
+    // The old name's outcome arrives: it says nothing about the new resource.
+    let e = lab.tracker.handle(t(72), outcome("r-pend00", Ok(false)));
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(lab.exp("pend00").availability.observed, None);
+    let e = lab.tracker.handle(t(73), observed(&["pend00"], true));
+    assert!(changes(&e).is_empty(), "reads of the old name are ignored");
+    let e = lab.tracker.handle(
+        t(74),
+        Input::Availability(vec![Observed {
+            resource: "r-pendulum".into(),
+            available: true,
+        }]),
+    );
+    assert_eq!(changes(&e), [("r-pendulum".to_string(), false)]);
 }
 
 #[test]
@@ -757,6 +846,28 @@ fn grace_starts_when_an_experiment_is_first_seen_anywhere() {
     let e = lab.both_at(65 + STARTUP, relay);
     assert_eq!(news(&e).len(), 1);
     assert_eq!(news(&e)[0].topic, "late");
+}
+
+#[test]
+fn grace_starts_at_a_jump_first_sighting_not_at_the_manifest() {
+    let mut tracker = Tracker::new(cfg(), t(0));
+    // Seen by the jump at 100, listed in the manifest and read at 130.
+    tracker.handle(t(100), Input::Jump(vec![host("late")]));
+    tracker.handle(t(100), Input::Relay(vec![]));
+    tracker.handle(t(125), Input::Jump(vec![host("late")]));
+    tracker.handle(t(125), Input::Relay(vec![]));
+    tracker.handle(t(130), Input::Manifest(vec![resource("late", &["data"])]));
+    tracker.handle(t(130), observed(&["late"], true));
+    let grace_end = 100 + STARTUP;
+    for s in (131..grace_end).step_by(5) {
+        let mut e = tracker.handle(t(s), Input::Jump(vec![host("late")]));
+        e.extend(tracker.handle(t(s), Input::Relay(vec![])));
+        assert!(e.is_empty(), "in grace at {s}s: {e:?}");
+    }
+    let e = tracker.handle(t(grace_end), Input::Tick);
+    assert_eq!(changes(&e), [("r-late".to_string(), false)]);
+    assert_eq!(news(&e).len(), 1);
+    assert_eq!(tracker.experiment("late").unwrap().first_seen, t(100));
 }
 
 #[test]
@@ -938,6 +1049,74 @@ fn recoveries_are_never_held() {
     let e = lab.tracker.handle(t(62), observed(&all, false));
     assert_eq!(changes(&e).len(), 8);
     assert!(changes(&e).iter().all(|(_, up)| *up));
+}
+
+#[test]
+fn recoveries_go_through_in_the_evaluation_that_holds_a_mass_unbooking() {
+    let all = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let mut lab = Lab::new(&all);
+    let e = lab.both_at(70, healthy_relay(&["f", "g", "h"]));
+    assert_eq!(alerts(&e), [(AlertKind::MassChangeHeld, true)]);
+    // One round reads all eight: a–e still available (their unbooking is a mass
+    // change), f–h unavailable by hand though healthy (recoveries).
+    let mut round = Vec::new();
+    for (topic, available) in all.iter().map(|x| (x, !["f", "g", "h"].contains(x))) {
+        round.push(Observed {
+            resource: format!("r-{topic}"),
+            available,
+        });
+    }
+    let e = lab.tracker.handle(t(71), Input::Availability(round));
+    let mut c = changes(&e);
+    c.sort();
+    assert_eq!(
+        c,
+        [
+            ("r-f".to_string(), true),
+            ("r-g".to_string(), true),
+            ("r-h".to_string(), true)
+        ],
+        "the rebookings go through, the five unbookings stay held"
+    );
+    assert!(alerts(&e).is_empty(), "still held, not raised again: {e:?}");
+    assert!(lab.tracker.alerts().any(|a| a.kind == AlertKind::MassChangeHeld));
+}
+
+#[test]
+fn the_mass_guard_counts_managed_experiments_only() {
+    let managed = ["a", "b", "c", "d", "e"];
+    let stray = ["s0", "s1", "s2", "s3", "s4", "s5"];
+    // Six unmanaged experiments alongside, first seen at 62; judged too once
+    // their own grace is over.
+    let at = 62 + STARTUP;
+    let with_strays = |lab: &mut Lab| {
+        let mut relay = healthy_relay(&managed);
+        relay.extend(healthy_relay(&stray));
+        for s in (62..at).step_by(10) {
+            lab.both_at(s, relay.clone());
+        }
+    };
+    let mut lab = Lab::new(&managed);
+    with_strays(&mut lab);
+    let mut relay = healthy_relay(&["d", "e"]);
+    relay.extend(healthy_relay(&stray));
+    let e = lab.both_at(at, relay);
+    assert!(
+        changes(&e).is_empty(),
+        "three of five managed is a mass change, whatever the eleven experiments: {e:?}"
+    );
+    assert_eq!(alerts(&e), [(AlertKind::MassChangeHeld, true)]);
+    assert!(lab.tracker.alerts().next().unwrap().message.contains("3 of 5"));
+
+    // Broken unmanaged experiments are no unbookings: two of five managed is not a mass change.
+    let mut lab = Lab::new(&managed);
+    with_strays(&mut lab);
+    let e = lab.both_at(at, healthy_relay(&["c", "d", "e"]));
+    assert_eq!(news(&e).len(), 8, "two managed and six strays broke");
+    let mut c = changes(&e);
+    c.sort();
+    assert_eq!(c, [("r-a".to_string(), false), ("r-b".to_string(), false)]);
+    assert!(alerts(&e).is_empty());
 }
 
 // ---- published snapshot ----

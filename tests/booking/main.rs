@@ -185,6 +185,12 @@ async fn a_change_lands_through_two_500s() {
             ("GET", Some(200))
         ]
     );
+    // The client backs off between attempts: 200 ms at least, then twice that
+    // (jitter only adds). Lower bounds only: a loaded machine makes gaps longer.
+    let puts = &requests[first_put..first_put + 3];
+    let gaps = [puts[1].at - puts[0].at, puts[2].at - puts[1].at];
+    assert!(gaps[0] >= Duration::from_millis(200), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(400), "{gaps:?}");
     eventually!(
         "the REST API shows the value read back",
         rig.shows("pend00", "available", json!(false)).await
@@ -308,6 +314,36 @@ async fn a_failed_read_is_retried_before_the_next_round() {
         requests.iter().filter(|r| r.is_manifest()).count(),
         1,
         "retried on its own, not by a new round"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_healthy_rig_first_read_as_unavailable_is_booked() {
+    let sim = SimBook::start(SECRET, "").await.expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    sim.control().set_available("r-pend00", false, "left unbookable");
+    let rig = Rig::start_with(
+        sim,
+        &[],
+        vec![Input::Relay(relay(&["pend00"], "150ms")), jump(&["pend00"])],
+    )
+    .await;
+    eventually!("pend00 is made bookable", rig.held("r-pend00") == Some(true));
+    let requests = rig.requests();
+    let put = requests.iter().position(|r| r.is("PUT", "r-pend00")).expect("recorded");
+    assert!(
+        requests[..put]
+            .iter()
+            .any(|r| r.is("GET", "r-pend00") && r.status == Some(200)),
+        "read before it was changed"
+    );
+    assert_eq!(requests[put].param("available"), Some("true"));
+    rig.rounds(1).await;
+    assert_eq!(rig.puts().len(), 1);
+    eventually!(
+        "the REST API shows it bookable",
+        rig.shows("pend00", "available", json!(true)).await
     );
     rig.stop().await;
 }
@@ -442,6 +478,31 @@ async fn five_of_eight_failing_at_once_are_held_with_an_alert() {
     );
     rig.no_put_after_rounds(2, "a held mass change sends no PUT").await;
     assert!(EIGHT.iter().all(|s| rig.held(&format!("r-{s}")) == Some(true)));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_held_mass_change_is_released_when_two_recover() {
+    let rig = five_of_eight_fail(&[]).await;
+    eventually!(
+        "the mass change is held with an alert",
+        rig.has_alert("mass_change_held").await
+    );
+    // pend00 and pend01 recover: three of eight is no mass change.
+    let mut snapshot = relay(&FIVE[2..], "1m");
+    snapshot.extend(relay(&["pend00", "pend01"], "150ms"));
+    snapshot.extend(relay(&EIGHT[5..], "150ms"));
+    rig.send(Input::Relay(snapshot)).await;
+    eventually!(
+        "the three still broken are unbookable",
+        FIVE[2..].iter().all(|s| rig.held(&format!("r-{s}")) == Some(false))
+    );
+    eventually!("the alert is cleared", !rig.has_alert("mass_change_held").await);
+    rig.rounds(1).await;
+    for s in &FIVE[2..] {
+        assert_eq!(rig.puts_for(&format!("r-{s}"), false).len(), 1, "{s}");
+    }
+    assert_eq!(rig.puts().len(), 3, "the recovered and the healthy are left alone");
     rig.stop().await;
 }
 
