@@ -166,14 +166,32 @@ mod tests {
     }
 
     #[test]
-    fn book_tokens_are_short_lived_admin_tokens() {
+    fn book_tokens_carry_exactly_the_protocol_claims() {
         let n = now();
-        let t = book_token(&peer(), n).unwrap();
-        let c: BookClaims = verify(&t, b"s3cret", "https://app.example.org/tenant/relay").unwrap();
-        assert_eq!(c.sub, "status-server");
-        assert_eq!(c.scopes, ["booking:admin"]);
-        assert_eq!(c.nbf, n - 1);
-        assert!(c.exp - n <= 15 * 60);
+        let book = Peer {
+            basepath: "/tenant/book".into(),
+            ..peer()
+        };
+        let base = "https://app.example.org/tenant/book";
+        let t = book_token(&book, n).unwrap();
+        let c: BookClaims = verify(&t, b"s3cret", base).unwrap();
+        assert_eq!(
+            c,
+            BookClaims {
+                aud: vec![base.into()],
+                sub: "status-server".into(),
+                scopes: vec!["booking:admin".into()],
+                iat: n,
+                nbf: n - 1,
+                exp: n + 5 * 60,
+            }
+        );
+        // No other claims sneak in, and `aud` is an array of exactly one string.
+        let all: serde_json::Map<String, serde_json::Value> = verify(&t, b"s3cret", base).unwrap();
+        let mut names: Vec<&str> = all.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["aud", "exp", "iat", "nbf", "scopes", "sub"]);
+        assert_eq!(all["aud"], serde_json::json!([base]));
     }
 
     #[test]

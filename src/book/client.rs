@@ -179,7 +179,12 @@ impl BookClient {
         .await
     }
 
-    /// One request: a fresh token, a permit, the timeout; any 2xx body, up to `limit` bytes.
+    /// One request: a permit, then a fresh token, the timeout; any 2xx body, up to `limit` bytes.
+    ///
+    /// The token is minted once the permit is held, not before: with many
+    /// requests queued behind a slow booking API, a token minted while waiting
+    /// could expire before it is sent. Each attempt of a retried request
+    /// comes through here, so each carries its own.
     async fn send(
         &self,
         operation: Operation,
@@ -188,12 +193,12 @@ impl BookClient {
         url: Url,
         limit: usize,
     ) -> Result<Vec<u8>, BookError> {
+        // The semaphore is never closed, so this only waits for a free slot.
+        let _permit = self.permits.acquire().await;
         let token = book_token(&self.peer, chrono::Utc::now().timestamp())?;
         // A JWT is base64url parts joined by dots: always a valid header value.
         let mut auth = HeaderValue::from_str(&token).expect("a JWT is a valid header value");
         auth.set_sensitive(true);
-        // The semaphore is never closed, so this only waits for a free slot.
-        let _permit = self.permits.acquire().await;
         let started = Instant::now();
         let result = self.exchange(what, method, url, auth, limit).await;
         let error = result.as_ref().err().map(BookError::status_label);

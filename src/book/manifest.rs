@@ -67,10 +67,10 @@ fn resource(name: &str, value: Value) -> Result<Resource, String> {
     sane(name).map_err(|e| format!("resource name {e}"))?;
     let entry: Entry = serde_json::from_value(value).map_err(|e| format!("expected {{topic_stub, streams}}: {e}"))?;
     let stub = entry.topic_stub;
-    sane(&stub).map_err(|e| format!("topic_stub {e}"))?;
+    topic_part(&stub).map_err(|e| format!("topic_stub {e}"))?;
     let mut required = BTreeSet::new();
     for stream in entry.streams {
-        sane(&stream).map_err(|e| format!("stream {e}"))?;
+        topic_part(&stream).map_err(|e| format!("stream {e}"))?;
         let topic = format!("{stub}-{stream}");
         // The relay names an experiment's streams `<stub>-st-<name>`; any other requirement could never be met.
         if stream_stub(&topic) != Some(stub.as_str()) {
@@ -101,6 +101,24 @@ fn sane(s: &str) -> Result<(), String> {
     }
     if s == "." || s == ".." {
         return Err(format!("{s:?} is not a name"));
+    }
+    Ok(())
+}
+
+/// A topic stub or stream name: [`sane`], and only ASCII letters, digits,
+/// `-`, `_` and `.`. They make relay topics and land in URLs, mail and logs,
+/// where `/`, `?`, `#`, `%`, quotes or spaces would change what they mean.
+fn topic_part(s: &str) -> Result<(), String> {
+    sane(s)?;
+    if let Some(bad) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "{:?} holds {:?}: only letters, digits, '-', '_' and '.' are allowed",
+            printable(s),
+            bad.escape_debug().to_string()
+        ));
     }
     Ok(())
 }
@@ -171,11 +189,24 @@ mod tests {
             "r-bare-st": {"topic_stub": "i", "streams": ["st-"]},
             "r-string": "pend00",
             "r-ctl\u{7}": {"topic_stub": "j", "streams": []},
+            "r-slashstub": {"topic_stub": "pend/00", "streams": []},
+            "r-querystub": {"topic_stub": "pend?00", "streams": []},
+            "r-hashstub": {"topic_stub": "pend#00", "streams": []},
+            "r-pctstub": {"topic_stub": "pend%2F00", "streams": []},
+            "r-unicodestub": {"topic_stub": "pénd00", "streams": []},
+            "r-slashstream": {"topic_stub": "k", "streams": ["st-da/ta"]},
+            "r-querystream": {"topic_stub": "l", "streams": ["st-data?x=1"]},
+            "r-hashstream": {"topic_stub": "m", "streams": ["st-data#x"]},
+            "r-tabstream": {"topic_stub": "n", "streams": ["st-da\tta"]},
             "r-good": {"topic_stub": "good", "streams": ["st-data"]},
+            "r-good.2_x": {"topic_stub": "Good_2.x-y", "streams": ["st-Data_2.x-y"]},
         })));
-        assert_eq!(m.resources.len(), 1);
-        assert_eq!(m.resources[0].name, "r-good");
-        assert_eq!(m.skipped.len(), 15, "{:#?}", m.skipped);
+        assert_eq!(
+            m.resources.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["r-good", "r-good.2_x"]
+        );
+        assert_eq!(m.resources[1].required, ["Good_2.x-y-st-Data_2.x-y"]);
+        assert_eq!(m.skipped.len(), 24, "{:#?}", m.skipped);
         let why = |name: &str| {
             m.skipped
                 .iter()
@@ -188,6 +219,25 @@ mod tests {
         assert!(why("r-notst").contains("st-<name>"));
         assert!(why("r-ststub").contains("-st-"));
         assert!(why("r-numstream").contains("expected"));
+        for (name, bad) in [
+            ("r-slashstub", "/"),
+            ("r-querystub", "?"),
+            ("r-hashstub", "#"),
+            ("r-pctstub", "%"),
+            ("r-unicodestub", "é"),
+            ("r-slashstream", "/"),
+            ("r-querystream", "?"),
+            ("r-hashstream", "#"),
+        ] {
+            let why = why(name);
+            assert!(
+                why.contains(&format!("holds \"{bad}\"")) && why.contains("only letters, digits"),
+                "{name}: {why}"
+            );
+        }
+        assert!(why("r-slashstub").starts_with("topic_stub "));
+        assert!(why("r-slashstream").starts_with("stream "));
+        assert!(why("r-tabstream").contains("whitespace"), "{}", why("r-tabstream"));
         // Control characters never reach a log line raw.
         assert!(m.skipped.iter().any(|s| s.name == "r-ctl\\u{7}"));
     }

@@ -1,12 +1,14 @@
 //! A simulated booking admin API (PROTOCOL.md §3) on 127.0.0.1, for the tests and `status demo`.
 //!
 //! It serves a manifest, stores availability per resource, checks booking
-//! tokens as the real system does (signature, `aud`, `sub`, `scopes`,
-//! expiry), records every request, and can be told through a
-//! [`BookControl`] to misbehave: answer 500, hang, or refuse with 401. It
-//! never listens beyond loopback and never logs a token.
+//! tokens as the real system does (the bare token in `Authorization`,
+//! signature, `aud` of exactly one element, `sub`, `scopes`, expiry), records
+//! every request with its headers and how many were in flight at once, and
+//! can be told through a [`BookControl`] to misbehave: answer 500 (or another
+//! status about one resource), hang until a time or until released, or
+//! refuse with 401. It never listens beyond loopback and never logs a token.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -67,11 +69,16 @@ impl Recorded {
     }
 }
 
+/// The headers of one request as they arrived (values that are not text are left out).
+pub type Headers = Vec<(String, String)>;
+
 #[derive(Default)]
 struct Ledger {
     manifest: Map<String, Value>,
     held: BTreeMap<String, Holding>,
     requests: VecDeque<Recorded>,
+    /// The headers of each of `requests`, at the same index.
+    headers: VecDeque<Headers>,
     /// Absolute index of `requests[0]`: earlier ones were let go (see [`BookControl::keep_requests`]).
     first_request: usize,
     /// Requests remembered at most; `None` keeps them all.
@@ -81,7 +88,17 @@ struct Ledger {
     hang_for: Duration,
     /// Only requests about this resource hang, if set.
     hang_only: Option<String>,
+    /// Cancelled to let every request hanging now go on.
+    release: CancellationToken,
+    /// Requests about one resource answered with a status of choice: (resource, how many, status).
+    fail_about: Option<(String, usize, StatusCode)>,
     refuse: bool,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
+    /// Requests about each resource being answered now, and the most about one resource at once.
+    in_flight_about: HashMap<String, usize>,
+    max_in_flight_about_one: usize,
 }
 
 struct Shared {
@@ -225,6 +242,37 @@ impl BookControl {
         s.hang_only = only;
     }
 
+    /// Lets every request hanging now be answered at once (later hangs still hang).
+    pub fn release_hung(&self) {
+        let mut s = self.state();
+        std::mem::take(&mut s.release).cancel();
+    }
+
+    /// The next `n` requests about `resource` with a valid token are answered `status`.
+    pub fn fail_next_about(&self, resource: &str, n: usize, status: StatusCode) {
+        self.state().fail_about = Some((resource.to_string(), n, status));
+    }
+
+    /// Requests being answered (or hanging) right now.
+    pub fn in_flight(&self) -> usize {
+        self.state().in_flight
+    }
+
+    /// The most requests ever answered (or hanging) at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state().max_in_flight
+    }
+
+    /// The most requests about one resource ever answered (or hanging) at once.
+    pub fn max_in_flight_about_one_resource(&self) -> usize {
+        self.state().max_in_flight_about_one
+    }
+
+    /// The headers of every request remembered, in the order of [`Self::requests`].
+    pub fn headers(&self) -> Vec<Headers> {
+        self.state().headers.iter().cloned().collect()
+    }
+
     /// While on, every request is answered 401, as after a rotated secret.
     pub fn refuse(&self, on: bool) {
         self.state().refuse = on;
@@ -251,11 +299,29 @@ impl BookControl {
         (start, s.requests.iter().skip(skip).cloned().collect())
     }
 
-    fn record(&self, r: Recorded) -> usize {
+    fn record(&self, r: Recorded, headers: Headers) -> usize {
         let mut s = self.state();
         s.requests.push_back(r);
+        s.headers.push_back(headers);
         s.forget_old();
         s.first_request + s.requests.len() - 1
+    }
+
+    /// Counts a request in flight until the returned guard is dropped (answered, or abandoned by the client).
+    fn arrive(&self, resource: Option<&str>) -> InFlight {
+        let mut s = self.state();
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        if let Some(name) = resource {
+            let about = s.in_flight_about.entry(name.to_string()).or_default();
+            *about += 1;
+            let about = *about;
+            s.max_in_flight_about_one = s.max_in_flight_about_one.max(about);
+        }
+        InFlight {
+            sim: self.clone(),
+            resource: resource.map(str::to_string),
+        }
     }
 
     fn answered(&self, i: usize, status: StatusCode) {
@@ -276,9 +342,14 @@ impl BookControl {
             .ok_or("no Authorization header")?
             .to_str()
             .map_err(|_| "Authorization is not text")?;
-        let token = value.strip_prefix("Bearer ").unwrap_or(value);
+        if value.starts_with("Bearer ") {
+            return Err("a Bearer prefix: the booking API takes the bare token".into());
+        }
         let claims: BookClaims =
-            verify(token, self.0.secret.as_bytes(), &self.0.audience).map_err(|e| e.to_string())?;
+            verify(value, self.0.secret.as_bytes(), &self.0.audience).map_err(|e| e.to_string())?;
+        if claims.aud.len() != 1 {
+            return Err(format!("aud has {} elements, not one", claims.aud.len()));
+        }
         if claims.sub != WHO {
             return Err(format!("sub is {:?}", claims.sub));
         }
@@ -295,14 +366,41 @@ impl BookControl {
     fn take_fault(&self, resource: Option<&str>) -> Fault {
         let mut s = self.state();
         let hangs = s.hang_next > 0 && (s.hang_only.is_none() || s.hang_only.as_deref() == resource);
+        if let Some((about, n, status)) = &mut s.fail_about {
+            if *n > 0 && Some(about.as_str()) == resource {
+                *n -= 1;
+                return Fault::Fail(*status);
+            }
+        }
         if s.fail_next > 0 {
             s.fail_next -= 1;
-            Fault::Fail
+            Fault::Fail(StatusCode::INTERNAL_SERVER_ERROR)
         } else if hangs {
             s.hang_next -= 1;
-            Fault::Hang(s.hang_for)
+            Fault::Hang(s.hang_for, s.release.clone())
         } else {
             Fault::None
+        }
+    }
+}
+
+/// One request in flight, counted until dropped.
+struct InFlight {
+    sim: BookControl,
+    resource: Option<String>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.sim.state();
+        s.in_flight -= 1;
+        if let Some(name) = &self.resource {
+            if let Some(about) = s.in_flight_about.get_mut(name) {
+                *about -= 1;
+                if *about == 0 {
+                    s.in_flight_about.remove(name);
+                }
+            }
         }
     }
 }
@@ -312,6 +410,7 @@ impl Ledger {
         let keep = self.keep.unwrap_or(usize::MAX);
         while self.requests.len() > keep {
             self.requests.pop_front();
+            self.headers.pop_front();
             self.first_request += 1;
         }
     }
@@ -320,8 +419,9 @@ impl Ledger {
 /// What a fault setting does to one request.
 enum Fault {
     None,
-    Fail,
-    Hang(Duration),
+    Fail(StatusCode),
+    /// Wait this long, or until released.
+    Hang(Duration, CancellationToken),
 }
 
 /// Records the request, then refuses, fails, delays or passes it on.
@@ -334,16 +434,26 @@ async fn gate(
     let resource = params
         .ok()
         .and_then(|p| p.iter().find(|(k, _)| *k == "name").map(|(_, v)| v.to_string()));
-    let i = sim.record(Recorded {
-        method: req.method().to_string(),
-        path: req.uri().path().to_string(),
-        query: url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect(),
-        resource: resource.clone(),
-        status: None,
-        at: Instant::now(),
-    });
+    let at = Instant::now();
+    let _in_flight = sim.arrive(resource.as_deref());
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let i = sim.record(
+        Recorded {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            query: url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+            resource: resource.clone(),
+            status: None,
+            at,
+        },
+        headers,
+    );
     let refused = sim.state().refuse;
     let admitted = if refused {
         Err("refusing every token".to_string())
@@ -356,10 +466,11 @@ async fn gate(
             error(StatusCode::UNAUTHORIZED, "token refused")
         }
         Ok(()) => match sim.take_fault(resource.as_deref()) {
-            Fault::Fail => error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure"),
-            Fault::Hang(d) => {
+            Fault::Fail(status) => error(status, "simulated failure"),
+            Fault::Hang(d, release) => {
                 tokio::select! {
                     () = sim.0.stop.cancelled() => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+                    () = release.cancelled() => next.run(req).await,
                     () = tokio::time::sleep(d) => next.run(req).await,
                 }
             }

@@ -41,8 +41,10 @@ pub struct Availability {
     pub observed: Option<bool>,
     /// A change requested and not yet confirmed or failed.
     pub in_flight: Option<bool>,
-    /// After a failed change, no new request before this time.
+    /// After a change that failed transiently or read back otherwise, no new request before this time.
     pub retry_after: Option<DateTime<Utc>>,
+    /// After a refused change (or a dry run), no new request before the booking system is read again.
+    pub until_read: bool,
 }
 
 /// Whether the feeds can currently be trusted (fresh snapshots within `last_checked`).

@@ -29,9 +29,26 @@ pub struct Health {
 }
 
 impl Health {
-    /// The parts whose change makes a health event.
+    /// No health event between the two (PROTOCOL.md §4): overall health, jump
+    /// health, which streams are not ok and whether a feed is silent are all
+    /// equal. The wording of an issue is not compared: a required stream that
+    /// goes from stale to vanished was unhealthy and still is.
     pub fn same_as(&self, other: &Health) -> bool {
-        self.healthy == other.healthy && self.jump_ok == other.jump_ok && self.issues == other.issues
+        self.healthy == other.healthy
+            && self.jump_ok == other.jump_ok
+            && self.silent() == other.silent()
+            && self.not_ok().eq(other.not_ok())
+    }
+
+    /// The streams judged not ok, in topic order.
+    fn not_ok(&self) -> impl Iterator<Item = &Topic> {
+        self.stream_ok.iter().filter(|(_, ok)| !**ok).map(|(topic, _)| topic)
+    }
+
+    /// Whether the relay and the jump feed are silent, as far as this experiment is concerned.
+    fn silent(&self) -> (bool, bool) {
+        let has = |what: &str| self.issues.iter().any(|i| i == what);
+        (has(RELAY_SILENT), has(JUMP_SILENT))
     }
 }
 

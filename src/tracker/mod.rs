@@ -16,7 +16,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,8 +36,14 @@ use crate::report::{stream_stub, Report};
 use experiment::{FeedsFresh, Stream};
 use health::{MISSING_REQUIRED, UNHEALTHY};
 
-/// After a failed or refused availability change, wait this long before asking again.
+/// After a change that failed transiently, or read back other than asked, wait this long before asking again.
 pub const AVAILABILITY_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A change's reason names at most this many issues, then how many more there are.
+const REASON_MAX_ISSUES: usize = 3;
+
+/// A change's reason (it travels in the PUT's URL) is never longer than this, in bytes.
+const REASON_MAX_BYTES: usize = 480;
 
 /// One resource of the booking manifest, already mapped to stream topics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +74,26 @@ pub enum Input {
     Manifest(Vec<Resource>),
     /// Availabilities read from the booking system in one round.
     Availability(Vec<Observed>),
-    /// The outcome of a requested change: the value read back, or why it failed.
+    /// The outcome of a requested change: the value read back, or why there is none.
     AvailabilityOutcome {
         resource: String,
-        result: Result<bool, String>,
+        result: Result<bool, ChangeError>,
     },
     /// Time passed; lets deadlines (grace, silence, retries) fire.
     Tick,
+}
+
+/// Why a requested change left no value read back, which decides when it is asked for again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    /// Might work soon (a timeout, an unreachable booking API, a 5xx): asked again after
+    /// [`AVAILABILITY_RETRY_AFTER`].
+    Transient(String),
+    /// Refused for a reason that asking again will not change (a 4xx, an unusable answer):
+    /// asked again only once the booking system has been read again (the next manifest round).
+    Refused(String),
+    /// A dry run: nothing was sent. Decided again only once the booking system has been read again.
+    DryRun,
 }
 
 /// A request to the booking system.
@@ -310,14 +329,23 @@ impl Tracker {
         touched
     }
 
+    /// Takes a new manifest. An experiment is managed by one resource only: a
+    /// later entry naming an experiment (or a resource name) already taken in
+    /// this manifest is skipped, and the first keeps it. `manifest::map` has
+    /// already left such entries out, saying why; this only keeps the
+    /// bookkeeping sound whoever sends the manifest.
     fn apply_manifest(&mut self, now: DateTime<Utc>, resources: Vec<Resource>) -> Vec<usize> {
         let mut by_resource = HashMap::with_capacity(resources.len());
+        let mut claimed = HashSet::with_capacity(resources.len());
         let mut touched = Vec::with_capacity(resources.len());
         for res in resources {
-            if res.topic.is_empty() || res.name.is_empty() {
+            if res.topic.is_empty() || res.name.is_empty() || by_resource.contains_key(&res.name) {
                 continue;
             }
             let i = self.upsert(&res.topic, now);
+            if !claimed.insert(i) {
+                continue;
+            }
             let exp = &mut self.experiments[i];
             if exp.resource.as_deref() != Some(&res.name) {
                 exp.availability = Default::default();
@@ -350,13 +378,14 @@ impl Tracker {
             // A read racing a change in flight may predate it; the change's own outcome decides.
             if a.in_flight.is_none() {
                 a.observed = Some(o.available);
+                a.until_read = false;
                 touched.push(i);
             }
         }
         touched
     }
 
-    fn apply_outcome(&mut self, now: DateTime<Utc>, resource: &str, result: Result<bool, String>) -> Vec<usize> {
+    fn apply_outcome(&mut self, now: DateTime<Utc>, resource: &str, result: Result<bool, ChangeError>) -> Vec<usize> {
         let Some(&i) = self.by_resource.get(resource) else {
             return Vec::new();
         };
@@ -369,7 +398,9 @@ impl Tracker {
                     a.retry_after = Some(now + AVAILABILITY_RETRY_AFTER);
                 }
             }
-            Err(_) => a.retry_after = Some(now + AVAILABILITY_RETRY_AFTER),
+            Err(ChangeError::Transient(_)) => a.retry_after = Some(now + AVAILABILITY_RETRY_AFTER),
+            // What the booking system holds is unchanged and known: `observed` stays as read.
+            Err(ChangeError::Refused(_) | ChangeError::DryRun) => a.until_read = true,
         }
         if let Some(t) = a.retry_after {
             self.retries.insert((t, i));
@@ -463,6 +494,7 @@ impl Tracker {
             if exp.resource.is_none()
                 || exp.in_grace(now, self.cfg.startup)
                 || a.in_flight.is_some()
+                || a.until_read
                 || a.retry_after.is_some_and(|t| t > now)
             {
                 continue;
@@ -519,6 +551,9 @@ impl Tracker {
 }
 
 /// `status: missing required pend00-st-data at 2026-11-21T10:00:00Z`.
+///
+/// It travels in the PUT's URL, so it names at most [`REASON_MAX_ISSUES`]
+/// issues (then `and N more`) and stays within [`REASON_MAX_BYTES`].
 fn reason(exp: &Experiment, now: DateTime<Utc>) -> String {
     let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     if exp.health.bookable {
@@ -533,5 +568,42 @@ fn reason(exp: &Experiment, now: DateTime<Utc>) -> String {
             i.starts_with(MISSING_REQUIRED) || i.strip_prefix(UNHEALTHY).is_some_and(|t| exp.required.contains(t))
         })
         .collect();
-    format!("status: {} at {at}", why.join(", "))
+    let budget = REASON_MAX_BYTES - "status: ".len() - " at ".len() - at.len();
+    format!("status: {} at {at}", issue_list(&why, budget))
+}
+
+/// `a, b, c and 4 more`, within `budget` bytes: whole issues while they fit,
+/// the first one cut short (`…`) if even it alone does not.
+fn issue_list(issues: &[&str], budget: usize) -> String {
+    // Room kept for the longest possible tail.
+    let tail = |more: usize| {
+        if more == 0 {
+            String::new()
+        } else {
+            format!(" and {more} more")
+        }
+    };
+    let room = budget - tail(issues.len()).len();
+    let mut list = String::new();
+    let mut named = 0;
+    for issue in issues.iter().take(REASON_MAX_ISSUES) {
+        let sep = if named == 0 { "" } else { ", " };
+        if list.len() + sep.len() + issue.len() > room {
+            break;
+        }
+        list.push_str(sep);
+        list.push_str(issue);
+        named += 1;
+    }
+    if named == 0 {
+        if let Some(first) = issues.first() {
+            let mut end = room - "…".len();
+            while !first.is_char_boundary(end) {
+                end -= 1;
+            }
+            list = format!("{}…", &first[..end]);
+            named = 1;
+        }
+    }
+    list + &tail(issues.len() - named)
 }

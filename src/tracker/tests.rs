@@ -325,6 +325,65 @@ fn an_extra_stream_is_judged_while_present_and_dropped_when_gone() {
     assert!(!lab.exp("pend00").health.stream_ok.contains_key("pend00-st-extra"));
 }
 
+#[test]
+fn a_required_stream_going_from_stale_to_vanished_is_no_new_event() {
+    let mut lab = Lab::new(&["pend00"]);
+    let stale = vec![
+        stream("pend00-st-data", Some(30.0)),
+        stream("pend00-st-video", Some(0.1)),
+    ];
+    let e = lab.both_at(70, stale);
+    assert_eq!(*news(&e)[0].event.issues, ["unhealthy pend00-st-data"]);
+    let e = lab.both_at(75, vec![stream("pend00-st-video", Some(0.1))]);
+    assert!(news(&e).is_empty(), "it was unhealthy and still is: {e:?}");
+    let exp = lab.exp("pend00");
+    assert_eq!(exp.events.len(), 2);
+    assert_eq!(
+        *exp.health.issues,
+        ["missing required pend00-st-data"],
+        "the REST API shows the current wording"
+    );
+}
+
+#[test]
+fn a_second_stream_going_bad_is_a_new_event() {
+    let mut lab = Lab::new(&["pend00"]);
+    let e = lab.both_at(
+        70,
+        vec![
+            stream("pend00-st-data", Some(30.0)),
+            stream("pend00-st-video", Some(0.1)),
+        ],
+    );
+    assert_eq!(news(&e).len(), 1);
+    let e = lab.both_at(75, vec![stream("pend00-st-data", Some(30.0))]);
+    let n = news(&e);
+    assert_eq!(n.len(), 1, "{e:?}");
+    assert_eq!(
+        *n[0].event.issues,
+        ["missing required pend00-st-video", "unhealthy pend00-st-data"]
+    );
+    assert!(!n[0].event.stream_ok["pend00-st-video"]);
+    assert_eq!(lab.exp("pend00").events.len(), 3);
+}
+
+#[test]
+fn relay_silence_is_an_event_even_when_every_stream_was_already_bad() {
+    let mut lab = Lab::new(&["pend00"]);
+    let stale = vec![
+        stream("pend00-st-data", Some(30.0)),
+        stream("pend00-st-video", Some(30.0)),
+    ];
+    assert_eq!(news(&lab.both_at(70, stale)).len(), 1);
+    // The jump keeps speaking; the relay's last snapshot was at 70.
+    lab.tracker.handle(t(95), Input::Jump(vec![host("pend00")]));
+    let e = lab.tracker.handle(t(100), Input::Tick);
+    assert_eq!(alerts(&e), [(AlertKind::RelaySilent, true)]);
+    let n = news(&e);
+    assert_eq!(n.len(), 1, "{e:?}");
+    assert_eq!(*n[0].event.issues, ["relay feed silent"]);
+}
+
 // ---- the decision tables ----
 
 #[test]
@@ -415,6 +474,58 @@ fn the_reason_names_status_the_issue_and_the_time() {
     assert_eq!(c.topic, "pend00");
 }
 
+#[test]
+fn a_long_reason_names_three_issues_and_counts_the_rest() {
+    let streams: Vec<String> = (0..40).map(|k| format!("s{k:02}")).collect();
+    let names: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let mut tracker = Tracker::new(cfg(), t(0));
+    tracker.handle(t(0), Input::Manifest(vec![resource("pend00", &names)]));
+    tracker.handle(t(0), observed(&["pend00"], true));
+    tracker.handle(t(STARTUP), Input::Jump(vec![host("pend00")]));
+    let e = tracker.handle(t(STARTUP), Input::Relay(vec![]));
+    let Some(Effect::SetAvailability(c)) = e.iter().find(|e| matches!(e, Effect::SetAvailability(_))) else {
+        panic!("a change was requested: {e:?}")
+    };
+    assert_eq!(
+        c.reason,
+        "status: missing required pend00-st-s00, missing required pend00-st-s01, \
+         missing required pend00-st-s02 and 37 more at 2026-11-21T10:01:00Z"
+    );
+    assert_eq!(news(&e)[0].event.issues.len(), 40, "the health event keeps every issue");
+}
+
+#[test]
+fn a_reason_stays_short_whatever_the_names() {
+    let at = "2026-11-21T10:01:00Z";
+    let long = "x".repeat(500);
+    let medium = "y".repeat(150);
+    let issue = |name: &str| format!("missing required pend00-st-{name}");
+    let budget = REASON_MAX_BYTES - "status:  at ".len() - at.len();
+    for (issues, starts, ends) in [
+        (
+            vec![issue(&long), issue("a")],
+            "missing required pend00-st-xxx",
+            "xxx… and 1 more",
+        ),
+        (
+            vec![issue(&medium), issue(&medium), issue(&medium), issue("a")],
+            "missing required pend00-st-yyy",
+            "yyy and 2 more",
+        ),
+        (
+            vec![issue("é".repeat(300).as_str())],
+            "missing required pend00-st-é",
+            "é…",
+        ),
+    ] {
+        let refs: Vec<&str> = issues.iter().map(String::as_str).collect();
+        let list = issue_list(&refs, budget);
+        assert!(list.len() <= budget, "{} bytes: {list}", list.len());
+        assert!(list.starts_with(starts) && list.ends_with(ends), "{list}");
+    }
+    assert_eq!(issue_list(&["a", "b"], budget), "a, b");
+}
+
 // ---- availability bookkeeping ----
 
 #[test]
@@ -465,7 +576,7 @@ fn a_failed_change_waits_before_it_is_retried() {
         t(71),
         Input::AvailabilityOutcome {
             resource: "r-pend00".into(),
-            result: Err("500".into()),
+            result: Err(ChangeError::Transient("500".into())),
         },
     );
     assert!(changes(&e).is_empty());
@@ -475,6 +586,204 @@ fn a_failed_change_waits_before_it_is_retried() {
         assert!(changes(&lab.both_at(s, broken())).is_empty(), "at {s}s");
     }
     let e = lab.both_at(retry, broken());
+    assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+fn outcome(resource: &str, result: Result<bool, ChangeError>) -> Input {
+    Input::AvailabilityOutcome {
+        resource: resource.into(),
+        result,
+    }
+}
+
+#[test]
+fn a_read_back_other_than_asked_waits_before_asking_again() {
+    let mut lab = Lab::new(&["pend00"]);
+    let broken = || vec![stream("pend00-st-video", Some(0.1))];
+    assert_eq!(changes(&lab.both_at(70, broken())), [("r-pend00".to_string(), false)]);
+    // The booking system accepted the PUT but still holds available.
+    let e = lab.tracker.handle(t(71), outcome("r-pend00", Ok(true)));
+    assert!(changes(&e).is_empty());
+    assert_eq!(
+        lab.exp("pend00").availability.observed,
+        Some(true),
+        "what was read back"
+    );
+    let retry = 71 + AVAILABILITY_RETRY_AFTER.as_secs();
+    for s in (75..retry).step_by(5) {
+        assert!(changes(&lab.both_at(s, broken())).is_empty(), "at {s}s");
+    }
+    assert!(
+        changes(&lab.tracker.handle(t(retry - 1), observed(&["pend00"], true))).is_empty(),
+        "a read does not cut the wait short"
+    );
+    let e = lab.tracker.handle(t(retry), Input::Tick);
+    assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+#[test]
+fn a_refused_change_is_asked_again_only_after_the_next_read() {
+    let mut lab = Lab::new(&["pend00"]);
+    let broken = || vec![stream("pend00-st-video", Some(0.1))];
+    assert_eq!(changes(&lab.both_at(70, broken())).len(), 1);
+    let refused = Err(ChangeError::Refused("403".into()));
+    let e = lab.tracker.handle(t(71), outcome("r-pend00", refused));
+    assert!(changes(&e).is_empty());
+    let a = &lab.exp("pend00").availability;
+    assert_eq!((a.in_flight, a.observed), (None, Some(true)));
+    // Far beyond the transient retry wait: still not asked again.
+    let late = 71 + 10 * AVAILABILITY_RETRY_AFTER.as_secs();
+    for s in (75..late).step_by(20).chain([late]) {
+        assert!(changes(&lab.both_at(s, broken())).is_empty(), "at {s}s");
+        assert!(changes(&lab.tracker.handle(t(s), Input::Tick)).is_empty(), "at {s}s");
+    }
+    // The next round reads it: asked again, once.
+    let e = lab.tracker.handle(t(late + 1), observed(&["pend00"], true));
+    assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+#[test]
+fn a_dry_run_keeps_what_was_read_and_decides_again_only_after_the_next_read() {
+    let mut lab = Lab::new(&["pend00"]);
+    let broken = || vec![stream("pend00-st-video", Some(0.1))];
+    assert_eq!(changes(&lab.both_at(70, broken())).len(), 1);
+    lab.tracker.handle(t(70), outcome("r-pend00", Err(ChangeError::DryRun)));
+    let a = &lab.exp("pend00").availability;
+    assert_eq!(
+        (a.in_flight, a.observed),
+        (None, Some(true)),
+        "nothing was sent: the booking system still holds what was read"
+    );
+    let snap = lab.tracker.snapshot(t(70));
+    assert_eq!(snap.experiment("pend00").unwrap().available, Some(true));
+    for s in (71..200).step_by(3) {
+        assert!(changes(&lab.both_at(s, broken())).is_empty(), "at {s}s");
+        assert!(changes(&lab.tracker.handle(t(s), Input::Tick)).is_empty(), "at {s}s");
+    }
+    // A jump event later tells the email what the booking system really holds.
+    lab.tracker.handle(t(200), Input::Relay(broken()));
+    let e = lab.tracker.handle(t(200), Input::Jump(vec![]));
+    assert_eq!(news(&e)[0].bookable, Some(true));
+    let e = lab.tracker.handle(t(201), observed(&["pend00"], true));
+    assert_eq!(
+        changes(&e),
+        [("r-pend00".to_string(), false)],
+        "the next round decides again"
+    );
+}
+
+#[test]
+fn a_change_in_flight_when_its_resource_leaves_the_manifest_is_forgotten() {
+    let mut lab = Lab::new(&["pend00", "pend01"]);
+    assert_eq!(
+        changes(&lab.both_at(70, healthy_relay(&["pend01"]))),
+        [("r-pend00".to_string(), false)]
+    );
+    lab.tracker
+        .handle(t(71), Input::Manifest(vec![resource("pend01", &["data", "video"])]));
+    let e = lab.tracker.handle(t(72), outcome("r-pend00", Ok(false)));
+    assert!(e.is_empty(), "{e:?}");
+    let gone = lab.exp("pend00");
+    assert!(gone.resource.is_none());
+    assert_eq!(
+        (gone.availability.observed, gone.availability.in_flight),
+        (None, None),
+        "an unmanaged experiment holds no availability"
+    );
+    let snap = lab.tracker.snapshot(t(72));
+    assert_eq!(snap.experiment("pend00").unwrap().available, None);
+    // Back in the manifest: read before anything is decided for it again.
+    lab.tracker.handle(
+        t(80),
+        Input::Manifest(vec![
+            resource("pend00", &["data", "video"]),
+            resource("pend01", &["data", "video"]),
+        ]),
+    );
+    assert!(changes(&lab.both_at(81, healthy_relay(&["pend01"]))).is_empty());
+    let e = lab.tracker.handle(t(82), observed(&["pend00"], true));
+    assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
+}
+
+#[test]
+fn a_change_in_flight_when_its_resource_is_renamed_is_forgotten() {
+    let mut lab = Lab::new(&["pend00"]);
+    let broken = || vec![stream("pend00-st-video", Some(0.1))];
+    assert_eq!(changes(&lab.both_at(70, broken())), [("r-pend00".to_string(), false)]);
+    let renamed = Resource {
+        name: "r-pendulum".into(),
+        ..resource("pend00", &["data", "video"])
+    };
+    let e = lab.tracker.handle(t(71), Input::Manifest(vec![renamed]));
+    assert!(
+        changes(&e).is_empty(),
+        "the new name is read before anything is decided"
+    );
+    assert_eq!(lab.exp("pend00").resource.as_deref(), Some("r-pendulum"));
+    // The old name's outcome arrives: it says nothing about the new resource.
+    let e = lab.tracker.handle(t(72), outcome("r-pend00", Ok(false)));
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(lab.exp("pend00").availability.observed, None);
+    let e = lab.tracker.handle(t(73), observed(&["pend00"], true));
+    assert!(changes(&e).is_empty(), "reads of the old name are ignored");
+    let e = lab.tracker.handle(
+        t(74),
+        Input::Availability(vec![Observed {
+            resource: "r-pendulum".into(),
+            available: true,
+        }]),
+    );
+    assert_eq!(changes(&e), [("r-pendulum".to_string(), false)]);
+}
+
+#[test]
+fn a_topic_stub_claimed_twice_is_managed_by_the_first_resource_only() {
+    let mut tracker = Tracker::new(cfg(), t(0));
+    let second = Resource {
+        name: "r-second".into(),
+        ..resource("pend00", &["video"])
+    };
+    tracker.handle(t(0), Input::Manifest(vec![resource("pend00", &["data"]), second]));
+    let exp = tracker.experiment("pend00").unwrap();
+    assert_eq!(exp.resource.as_deref(), Some("r-pend00"));
+    assert_eq!(
+        exp.required.iter().map(|t| &**t).collect::<Vec<_>>(),
+        ["pend00-st-data"]
+    );
+    assert_eq!(tracker.experiments().count(), 1);
+    let read = |name: &str, available| {
+        Input::Availability(vec![Observed {
+            resource: name.into(),
+            available,
+        }])
+    };
+    tracker.handle(t(1), read("r-second", false));
+    assert_eq!(tracker.experiment("pend00").unwrap().availability.observed, None);
+    tracker.handle(t(1), read("r-pend00", true));
+    assert_eq!(tracker.experiment("pend00").unwrap().availability.observed, Some(true));
+    tracker.handle(t(2), read("r-second", false));
+    assert_eq!(
+        tracker.experiment("pend00").unwrap().availability.observed,
+        Some(true),
+        "the skipped resource never speaks for the experiment"
+    );
+    // The same manifest again changes nothing: still the first, still read.
+    tracker.handle(
+        t(3),
+        Input::Manifest(vec![
+            resource("pend00", &["data"]),
+            Resource {
+                name: "r-second".into(),
+                ..resource("pend00", &["video"])
+            },
+        ]),
+    );
+    let exp = tracker.experiment("pend00").unwrap();
+    assert_eq!(exp.resource.as_deref(), Some("r-pend00"));
+    assert_eq!(exp.availability.observed, Some(true));
+    // Relay and jump say it broke after the grace: one change, for the first resource.
+    tracker.handle(t(STARTUP), Input::Jump(vec![host("pend00")]));
+    let e = tracker.handle(t(STARTUP), Input::Relay(vec![stream("pend00-st-video", Some(0.1))]));
     assert_eq!(changes(&e), [("r-pend00".to_string(), false)]);
 }
 
@@ -537,6 +846,28 @@ fn grace_starts_when_an_experiment_is_first_seen_anywhere() {
     let e = lab.both_at(65 + STARTUP, relay);
     assert_eq!(news(&e).len(), 1);
     assert_eq!(news(&e)[0].topic, "late");
+}
+
+#[test]
+fn grace_starts_at_a_jump_first_sighting_not_at_the_manifest() {
+    let mut tracker = Tracker::new(cfg(), t(0));
+    // Seen by the jump at 100, listed in the manifest and read at 130.
+    tracker.handle(t(100), Input::Jump(vec![host("late")]));
+    tracker.handle(t(100), Input::Relay(vec![]));
+    tracker.handle(t(125), Input::Jump(vec![host("late")]));
+    tracker.handle(t(125), Input::Relay(vec![]));
+    tracker.handle(t(130), Input::Manifest(vec![resource("late", &["data"])]));
+    tracker.handle(t(130), observed(&["late"], true));
+    let grace_end = 100 + STARTUP;
+    for s in (131..grace_end).step_by(5) {
+        let mut e = tracker.handle(t(s), Input::Jump(vec![host("late")]));
+        e.extend(tracker.handle(t(s), Input::Relay(vec![])));
+        assert!(e.is_empty(), "in grace at {s}s: {e:?}");
+    }
+    let e = tracker.handle(t(grace_end), Input::Tick);
+    assert_eq!(changes(&e), [("r-late".to_string(), false)]);
+    assert_eq!(news(&e).len(), 1);
+    assert_eq!(tracker.experiment("late").unwrap().first_seen, t(100));
 }
 
 #[test]
@@ -718,6 +1049,74 @@ fn recoveries_are_never_held() {
     let e = lab.tracker.handle(t(62), observed(&all, false));
     assert_eq!(changes(&e).len(), 8);
     assert!(changes(&e).iter().all(|(_, up)| *up));
+}
+
+#[test]
+fn recoveries_go_through_in_the_evaluation_that_holds_a_mass_unbooking() {
+    let all = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let mut lab = Lab::new(&all);
+    let e = lab.both_at(70, healthy_relay(&["f", "g", "h"]));
+    assert_eq!(alerts(&e), [(AlertKind::MassChangeHeld, true)]);
+    // One round reads all eight: a–e still available (their unbooking is a mass
+    // change), f–h unavailable by hand though healthy (recoveries).
+    let mut round = Vec::new();
+    for (topic, available) in all.iter().map(|x| (x, !["f", "g", "h"].contains(x))) {
+        round.push(Observed {
+            resource: format!("r-{topic}"),
+            available,
+        });
+    }
+    let e = lab.tracker.handle(t(71), Input::Availability(round));
+    let mut c = changes(&e);
+    c.sort();
+    assert_eq!(
+        c,
+        [
+            ("r-f".to_string(), true),
+            ("r-g".to_string(), true),
+            ("r-h".to_string(), true)
+        ],
+        "the rebookings go through, the five unbookings stay held"
+    );
+    assert!(alerts(&e).is_empty(), "still held, not raised again: {e:?}");
+    assert!(lab.tracker.alerts().any(|a| a.kind == AlertKind::MassChangeHeld));
+}
+
+#[test]
+fn the_mass_guard_counts_managed_experiments_only() {
+    let managed = ["a", "b", "c", "d", "e"];
+    let stray = ["s0", "s1", "s2", "s3", "s4", "s5"];
+    // Six unmanaged experiments alongside, first seen at 62; judged too once
+    // their own grace is over.
+    let at = 62 + STARTUP;
+    let with_strays = |lab: &mut Lab| {
+        let mut relay = healthy_relay(&managed);
+        relay.extend(healthy_relay(&stray));
+        for s in (62..at).step_by(10) {
+            lab.both_at(s, relay.clone());
+        }
+    };
+    let mut lab = Lab::new(&managed);
+    with_strays(&mut lab);
+    let mut relay = healthy_relay(&["d", "e"]);
+    relay.extend(healthy_relay(&stray));
+    let e = lab.both_at(at, relay);
+    assert!(
+        changes(&e).is_empty(),
+        "three of five managed is a mass change, whatever the eleven experiments: {e:?}"
+    );
+    assert_eq!(alerts(&e), [(AlertKind::MassChangeHeld, true)]);
+    assert!(lab.tracker.alerts().next().unwrap().message.contains("3 of 5"));
+
+    // Broken unmanaged experiments are no unbookings: two of five managed is not a mass change.
+    let mut lab = Lab::new(&managed);
+    with_strays(&mut lab);
+    let e = lab.both_at(at, healthy_relay(&["c", "d", "e"]));
+    assert_eq!(news(&e).len(), 8, "two managed and six strays broke");
+    let mut c = changes(&e);
+    c.sort();
+    assert_eq!(c, [("r-a".to_string(), false), ("r-b".to_string(), false)]);
+    assert!(alerts(&e).is_empty());
 }
 
 // ---- published snapshot ----

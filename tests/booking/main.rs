@@ -9,13 +9,15 @@ mod support;
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use futures_util::future::join_all;
 use rig::{jump, manifest, relay, stream, Rig, SECRET};
 use serde_json::{json, Value};
 use status::book::{BookClient, BookError};
 use status::config::{Peer, Scheme};
 use status::report::Report;
-use status::sim::book::SimBook;
-use status::token::book_token;
+use status::sim::book::{Headers, SimBook};
+use status::token::{book_token, verify, BookClaims};
 use status::tracker::Input;
 use support::eventually;
 use support::logs::Logs;
@@ -183,6 +185,12 @@ async fn a_change_lands_through_two_500s() {
             ("GET", Some(200))
         ]
     );
+    // The client backs off between attempts: 200 ms at least, then twice that
+    // (jitter only adds). Lower bounds only: a loaded machine makes gaps longer.
+    let puts = &requests[first_put..first_put + 3];
+    let gaps = [puts[1].at - puts[0].at, puts[2].at - puts[1].at];
+    assert!(gaps[0] >= Duration::from_millis(200), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(400), "{gaps:?}");
     eventually!(
         "the REST API shows the value read back",
         rig.shows("pend00", "available", json!(false)).await
@@ -221,17 +229,19 @@ async fn a_hung_booking_api_is_retried_and_delays_nothing_else() {
 }
 
 #[tokio::test]
-async fn a_round_read_never_overtakes_a_change() {
+async fn a_hung_read_delays_no_change_and_a_read_a_change_overtook_is_dropped() {
     let both = ["pend00", "spin00"];
     let rig = Rig::start(
         manifest(&both),
-        &[("STATUS_TIMEOUT_BOOK", "5s")],
+        &[("STATUS_TIMEOUT_BOOK", "60s")],
         vec![Input::Relay(relay(&both, "150ms")), jump(&both)],
     )
     .await;
     eventually!("both read as available", rig.available().await == 2);
-    // Hold one round open: spin00's read hangs after pend00's was answered (available).
-    rig.sim.control().hang_next_about("r-spin00", 1, Duration::from_secs(2));
+    // Hold one round open: spin00's read hangs (until released) after pend00's was answered (available).
+    rig.sim
+        .control()
+        .hang_next_about("r-spin00", 1, Duration::from_secs(3600));
     eventually!("a round is held open by spin00's read", {
         let requests = rig.requests();
         let hung = requests
@@ -244,17 +254,97 @@ async fn a_round_read_never_overtakes_a_change() {
                 .any(|r| r.is("GET", "r-pend00") && r.status == Some(200))
         })
     });
-    // pend00 breaks now: its change must wait for the round, or the round's
-    // older read (available) would land after it and ask for a second PUT.
+    // pend00 breaks now: its change goes ahead of the round.
     rig.send(Input::Relay(vec![
         stream("pend00-st-data", "1m"),
         stream("spin00-st-data", "150ms"),
     ]))
     .await;
     eventually!("the change lands", rig.held("r-pend00") == Some(false));
+    eventually!(
+        "the change is read back",
+        rig.shows("pend00", "available", json!(false)).await
+    );
+    let hanging = |rig: &Rig| {
+        rig.requests()
+            .iter()
+            .filter(|r| r.is("GET", "r-spin00") && r.status.is_none())
+            .count()
+    };
+    assert_eq!(hanging(&rig), 1, "all this while spin00's read hung");
+    // The round ends: its read of pend00 (available, older than the change)
+    // must not reach the tracker, or it would ask for a second PUT.
+    rig.sim.control().release_hung();
     rig.rounds(2).await;
     assert_eq!(rig.puts_for("r-pend00", false).len(), 1, "exactly one PUT");
     assert_eq!(rig.puts().len(), 1);
+    assert!(rig.shows("pend00", "available", json!(false)).await);
+    assert_eq!(
+        rig.sim.control().max_in_flight_about_one_resource(),
+        1,
+        "never two requests about one resource at once"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_read_is_retried_before_the_next_round() {
+    let sim = SimBook::start(SECRET, "").await.expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    sim.control().fail_next_about("r-pend00", 1, StatusCode::NOT_FOUND);
+    // One round an hour: only a retry can read pend00 in time.
+    let rig = Rig::start_with(
+        sim,
+        &[("STATUS_QUERY_BOOK_EVERY", "1h")],
+        vec![Input::Relay(relay(&["pend00"], "150ms")), jump(&["pend00"])],
+    )
+    .await;
+    eventually!(
+        "pend00 is read after its first read failed",
+        rig.shows("pend00", "available", json!(true)).await
+    );
+    let requests = rig.requests();
+    let reads: Vec<Option<u16>> = requests
+        .iter()
+        .filter(|r| r.is("GET", "r-pend00"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(reads, [Some(404), Some(200)]);
+    assert_eq!(
+        requests.iter().filter(|r| r.is_manifest()).count(),
+        1,
+        "retried on its own, not by a new round"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_healthy_rig_first_read_as_unavailable_is_booked() {
+    let sim = SimBook::start(SECRET, "").await.expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    sim.control().set_available("r-pend00", false, "left unbookable");
+    let rig = Rig::start_with(
+        sim,
+        &[],
+        vec![Input::Relay(relay(&["pend00"], "150ms")), jump(&["pend00"])],
+    )
+    .await;
+    eventually!("pend00 is made bookable", rig.held("r-pend00") == Some(true));
+    let requests = rig.requests();
+    let put = requests.iter().position(|r| r.is("PUT", "r-pend00")).expect("recorded");
+    assert!(
+        requests[..put]
+            .iter()
+            .any(|r| r.is("GET", "r-pend00") && r.status == Some(200)),
+        "read before it was changed"
+    );
+    assert_eq!(requests[put].param("available"), Some("true"));
+    rig.rounds(1).await;
+    assert_eq!(rig.puts().len(), 1);
+    eventually!(
+        "the REST API shows it bookable",
+        rig.shows("pend00", "available", json!(true)).await
+    );
     rig.stop().await;
 }
 
@@ -303,7 +393,41 @@ async fn a_dry_run_sends_no_put() {
     );
     rig.no_put_after_rounds(2, "no PUT in a dry run").await;
     assert_eq!(rig.held("r-pend00"), Some(true));
+    assert!(
+        rig.shows("pend00", "available", json!(true)).await,
+        "the REST API shows what the booking system holds, not what would be set"
+    );
     logs.assert_none_of(&[SECRET]);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_decides_once_until_the_booking_system_is_read_again() {
+    let logs = Logs::capture();
+    // One round an hour: after it, nothing reads the booking system again.
+    let rig = Rig::start(
+        manifest(&["dry00"]),
+        &[("STATUS_DRY_RUN", "true"), ("STATUS_QUERY_BOOK_EVERY", "1h")],
+        vec![Input::Relay(relay(&["dry00"], "150ms")), jump(&["dry00"])],
+    )
+    .await;
+    eventually!(
+        "dry00 is read as available",
+        rig.shows("dry00", "available", json!(true)).await
+    );
+    let decided = || logs.lines_with(&["dry run: would set r-dry00 available=false"]).len();
+    rig.send(Input::Relay(relay(&["dry00"], "1m"))).await;
+    eventually!("the decision is logged", decided() == 1);
+    // Every snapshot judges dry00 again, still broken; a marker shows it was taken.
+    for k in 0..5 {
+        let mut snapshot = relay(&["dry00"], "1m");
+        snapshot.extend(relay(&[format!("mark{k}").as_str()], "150ms"));
+        rig.send(Input::Relay(snapshot)).await;
+    }
+    eventually!("the last snapshot is taken", rig.experiment("mark4").await.is_some());
+    assert_eq!(decided(), 1, "decided once, not once per snapshot");
+    assert!(rig.shows("dry00", "available", json!(true)).await);
+    assert!(rig.puts().is_empty());
     rig.stop().await;
 }
 
@@ -354,6 +478,31 @@ async fn five_of_eight_failing_at_once_are_held_with_an_alert() {
     );
     rig.no_put_after_rounds(2, "a held mass change sends no PUT").await;
     assert!(EIGHT.iter().all(|s| rig.held(&format!("r-{s}")) == Some(true)));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_held_mass_change_is_released_when_two_recover() {
+    let rig = five_of_eight_fail(&[]).await;
+    eventually!(
+        "the mass change is held with an alert",
+        rig.has_alert("mass_change_held").await
+    );
+    // pend00 and pend01 recover: three of eight is no mass change.
+    let mut snapshot = relay(&FIVE[2..], "1m");
+    snapshot.extend(relay(&["pend00", "pend01"], "150ms"));
+    snapshot.extend(relay(&EIGHT[5..], "150ms"));
+    rig.send(Input::Relay(snapshot)).await;
+    eventually!(
+        "the three still broken are unbookable",
+        FIVE[2..].iter().all(|s| rig.held(&format!("r-{s}")) == Some(false))
+    );
+    eventually!("the alert is cleared", !rig.has_alert("mass_change_held").await);
+    rig.rounds(1).await;
+    for s in &FIVE[2..] {
+        assert_eq!(rig.puts_for(&format!("r-{s}"), false).len(), 1, "{s}");
+    }
+    assert_eq!(rig.puts().len(), 3, "the recovered and the healthy are left alone");
     rig.stop().await;
 }
 
@@ -456,12 +605,98 @@ async fn the_simulator_checks_tokens_as_the_booking_system_does() {
     let good = book_token(&peer(sim.host(), rig::SECRET), now).expect("token");
     let elsewhere = book_token(&peer("127.0.0.1:1".into(), rig::SECRET), now).expect("token");
     let expired = book_token(&peer(sim.host(), rig::SECRET), now - 3600).expect("token");
+    let mut claims: BookClaims = verify(&good, rig::SECRET.as_bytes(), sim.base_url()).expect("our own token");
+    claims.aud.push("https://elsewhere.example.org".into());
+    let two_audiences = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(rig::SECRET.as_bytes()),
+    )
+    .expect("signed");
     assert_eq!(status(Some(good.clone())).await, 200, "the bare token");
-    assert_eq!(status(Some(format!("Bearer {good}"))).await, 200, "a bearer token");
+    assert_eq!(status(Some(format!("Bearer {good}"))).await, 401, "a Bearer prefix");
     assert_eq!(status(None).await, 401, "no token");
     assert_eq!(status(Some(elsewhere)).await, 401, "another audience");
     assert_eq!(status(Some(expired)).await, 401, "an expired token");
-    assert_eq!(sim.control().requests().len(), 7, "every request is recorded");
+    assert_eq!(status(Some(two_audiences)).await, 401, "aud of more than one element");
+    assert_eq!(sim.control().requests().len(), 8, "every request is recorded");
+    assert_eq!(sim.control().headers().len(), 8, "with its headers");
+}
+
+/// The `Authorization` header of a recorded request.
+fn authorization(headers: &Headers) -> &str {
+    headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.as_str())
+        .expect("an Authorization header")
+}
+
+#[tokio::test]
+async fn the_booking_token_goes_bare_in_the_authorization_header() {
+    let sim = SimBook::start(rig::SECRET, "/tenant/book")
+        .await
+        .expect("simulator binds");
+    sim.control().set_manifest(manifest(&["pend00"]));
+    let peer = Peer {
+        scheme: Scheme::Http,
+        host: sim.host(),
+        basepath: sim.basepath().to_string(),
+        secret: rig::SECRET.to_string().into(),
+    };
+    let client = BookClient::new(peer, Duration::from_secs(5)).expect("client");
+    client.manifest().await.expect("manifest");
+    client.read("r-pend00").await.expect("read");
+    client.set("r-pend00", false, "status: test").await.expect("set");
+    let headers = sim.control().headers();
+    assert_eq!(headers.len(), 3);
+    for h in &headers {
+        let value = authorization(h);
+        assert_eq!(value.split('.').count(), 3, "a bare JWT, nothing before it");
+        let claims: BookClaims = verify(value, rig::SECRET.as_bytes(), sim.base_url()).expect("a valid token");
+        assert_eq!(claims.aud, [sim.base_url()]);
+    }
+}
+
+#[tokio::test]
+async fn at_most_eight_requests_are_in_flight_and_queued_ones_carry_fresh_tokens() {
+    let sim = SimBook::start(rig::SECRET, "").await.expect("simulator binds");
+    let names: Vec<String> = (0..20).map(|k| format!("rig{k:02}")).collect();
+    let stubs: Vec<&str> = names.iter().map(String::as_str).collect();
+    sim.control().set_manifest(manifest(&stubs));
+    let peer = Peer {
+        scheme: Scheme::Http,
+        host: sim.host(),
+        basepath: String::new(),
+        secret: rig::SECRET.to_string().into(),
+    };
+    let client = BookClient::new(peer, Duration::from_secs(3600)).expect("client");
+    // The first eight hang until released; the other twelve must wait for a slot.
+    sim.control().hang_next(8, Duration::from_secs(3600));
+    let resources: Vec<String> = names.iter().map(|n| format!("r-{n}")).collect();
+    let reads = tokio::spawn(async move { join_all(resources.iter().map(|r| client.read(r))).await });
+    eventually!("eight reads hang", sim.control().in_flight() == 8);
+    let queued_since = chrono::Utc::now().timestamp();
+    // Wall-clock seconds must pass for a token's `iat` to tell when it was minted.
+    eventually!("two seconds pass", chrono::Utc::now().timestamp() >= queued_since + 2);
+    assert_eq!(sim.control().requests().len(), 8, "the rest wait in the client");
+    sim.control().release_hung();
+    let reads = tokio::time::timeout(support::DEADLINE, reads)
+        .await
+        .expect("the reads end")
+        .expect("the reads run");
+    assert!(reads.iter().all(|r| matches!(r, Ok(true))), "{reads:?}");
+    assert_eq!(sim.control().max_in_flight(), 8);
+    let headers = sim.control().headers();
+    assert_eq!(headers.len(), 20);
+    for h in &headers[8..] {
+        let claims: BookClaims = verify(authorization(h), rig::SECRET.as_bytes(), sim.base_url()).expect("valid");
+        assert!(
+            claims.iat >= queued_since + 2,
+            "minted when the request got its slot, not when it was queued: iat {} vs queued at {queued_since}",
+            claims.iat
+        );
+    }
 }
 
 #[tokio::test]
