@@ -40,6 +40,8 @@ pub struct Reconciler {
     /// Only read, for the fleet summary.
     feeds: Option<FeedBoard>,
     watchdog: Option<Watchdog>,
+    /// Of the last published snapshot; starts anywhere, so no two runs share versions.
+    version: u64,
 }
 
 impl Reconciler {
@@ -57,6 +59,7 @@ impl Reconciler {
             log_every: Duration::from_secs(3600),
             feeds: None,
             watchdog: None,
+            version: fastrand::u64(..),
         }
     }
 
@@ -122,8 +125,11 @@ impl Reconciler {
         debug!("reconciler stopped");
     }
 
-    fn publish(&self) {
-        self.published.store(Arc::new(self.tracker.snapshot(Utc::now())));
+    fn publish(&mut self) {
+        let mut snapshot = self.tracker.snapshot(Utc::now());
+        self.version = self.version.wrapping_add(1);
+        snapshot.version = self.version;
+        self.published.store(Arc::new(snapshot));
     }
 
     /// One info line about the whole fleet; the full picture at debug level.

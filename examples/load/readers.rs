@@ -4,9 +4,10 @@
 //! (next request when the last answer is fully read) for the experiment list
 //! and then for one experiment's events, for a bounded time and count; then
 //! a single client does the same, for the latency of one request alone.
-//! Meanwhile a relay frame of the whole fleet arrives every 5 s, as from the
-//! real relay, so snapshots are rebuilt and the list re-serialised while the
-//! readers read.
+//! The list is asked for as it is and, in a round of its own, with
+//! `Accept-Encoding: gzip`. Meanwhile a relay frame of the whole fleet
+//! arrives every 5 s, as from the real relay, so snapshots are rebuilt and
+//! the list re-serialised (and re-compressed) while the readers read.
 
 use std::time::{Duration, Instant};
 
@@ -64,24 +65,32 @@ pub async fn run(loaded: &Loaded) -> anyhow::Result<Vec<Row>> {
     };
     let mut measured = Vec::new();
     for (clients, within) in [(CLIENTS, PHASE), (1, PHASE_ALONE)] {
-        let list = phase(clients, within, |_| list_url.clone()).await;
-        let events = phase(clients, within, events_url).await;
-        measured.push((clients, list, events));
+        let list = phase(clients, within, Encoding::Identity, |_| list_url.clone()).await;
+        let gzip = phase(clients, within, Encoding::Gzip, |_| list_url.clone()).await;
+        let events = phase(clients, within, Encoding::Identity, events_url).await;
+        measured.push((clients, list, gzip, events));
     }
     stop.cancel();
     let frames = relay.await.context("the relay task panicked")?;
     let mut rows = Vec::new();
-    for (clients, list, events) in measured {
-        let (list, events) = (list?, events?);
-        let mib = list.bytes as f64 / list.requests.max(1) as f64 / (1024.0 * 1024.0);
+    for (clients, list, gzip, events) in measured {
+        let (list, gzip, events) = (list?, gzip?, events?);
+        let mib = |p: &Phase| p.bytes as f64 / p.requests.max(1) as f64 / (1024.0 * 1024.0);
         let experiments = loaded.fleet.experiments;
-        let list_what =
-            format!("GET /api/v1/experiments, {experiments} experiments ({mib:.1} MiB), {clients} client(s)");
+        let list_what = format!(
+            "GET /api/v1/experiments, {experiments} experiments ({:.1} MiB), {clients} client(s)",
+            mib(&list)
+        );
+        let gzip_what = format!(
+            "… with Accept-Encoding: gzip ({:.2} MiB on the wire), {clients} client(s)",
+            mib(&gzip)
+        );
         let events_what = format!(
             "GET /api/v1/experiments/events/{{name}}, {} events, {clients} client(s)",
             crate::memory::EVENTS
         );
         rows.push(row(list_what, &list, TARGET_LIST_P99));
+        rows.push(row(gzip_what, &gzip, TARGET_LIST_P99));
         rows.push(row(events_what, &events, TARGET_EVENTS_P99));
     }
     rows.push(Row::info(
@@ -113,8 +122,21 @@ fn row(what: String, p: &Phase, target: Duration) -> Row {
     )
 }
 
+/// What the clients of a phase accept.
+#[derive(Clone, Copy)]
+enum Encoding {
+    Identity,
+    /// The answer is timed and counted as it travels, compressed; not inflated.
+    Gzip,
+}
+
 /// `clients` clients asking for `url(i)` on their `i`-th request, for `within`.
-async fn phase(clients: usize, within: Duration, url: impl Fn(usize) -> String) -> anyhow::Result<Phase> {
+async fn phase(
+    clients: usize,
+    within: Duration,
+    encoding: Encoding,
+    url: impl Fn(usize) -> String,
+) -> anyhow::Result<Phase> {
     let cpu_before = service_cpu()?;
     let started = Instant::now();
     let until = started + within;
@@ -122,7 +144,17 @@ async fn phase(clients: usize, within: Duration, url: impl Fn(usize) -> String) 
     for c in 0..clients {
         let urls: Vec<String> = (0..64).map(|i| url(c * 64 + i)).collect();
         running.spawn(async move {
-            let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+            let mut headers = reqwest::header::HeaderMap::new();
+            if let Encoding::Gzip = encoding {
+                headers.insert(
+                    reqwest::header::ACCEPT_ENCODING,
+                    reqwest::header::HeaderValue::from_static("gzip"),
+                );
+            }
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .default_headers(headers)
+                .build()?;
             let mut done = Vec::new();
             for i in 0..MAX_PER_CLIENT {
                 if Instant::now() >= until {

@@ -4,10 +4,13 @@
 //! the tracker. Event rings and reports are shared, not copied.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use serde::Serialize;
 
 use super::{EventRing, SystemAlert, Topic, Tracker};
@@ -44,11 +47,16 @@ pub struct ExperimentView {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub at: Option<DateTime<Utc>>,
+    /// Differs between any two snapshots a process publishes, and between
+    /// processes: the experiment list's entity tag. Set by the publisher.
+    pub version: u64,
     /// Problems first, then by topic.
     pub experiments: Vec<ExperimentView>,
     pub alerts: Vec<SystemAlert>,
     /// `experiments` as JSON, serialised by the first reader and shared by the rest.
     json: OnceLock<Bytes>,
+    /// The same, gzip-compressed, by the first reader that accepts gzip.
+    gzip: OnceLock<Bytes>,
 }
 
 impl Snapshot {
@@ -73,6 +81,26 @@ impl Snapshot {
             .get_or_init(|| {
                 // Plain data with string keys: serialisation cannot fail.
                 Bytes::from(serde_json::to_vec(&self.experiments).expect("experiment views serialise"))
+            })
+            .clone()
+    }
+
+    /// [`Self::experiments_gzip`] if a reader has already made it.
+    pub fn experiments_gzip_made(&self) -> Option<Bytes> {
+        self.gzip.get().cloned()
+    }
+
+    /// [`Self::experiments_json`] gzip-compressed: the list repeats its field
+    /// names for every stream, so it shrinks about seventeenfold even at the
+    /// fastest level, which is what keeps making it cheap.
+    pub fn experiments_gzip(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let json = self.experiments_json();
+                let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 8), Compression::fast());
+                // Writing into a Vec cannot fail.
+                gz.write_all(&json).expect("compressing into memory");
+                Bytes::from(gz.finish().expect("compressing into memory"))
             })
             .clone()
     }
@@ -116,6 +144,8 @@ impl Tracker {
             experiments,
             alerts: self.alerts().cloned().collect(),
             json: OnceLock::new(),
+            gzip: OnceLock::new(),
+            version: 0,
         }
     }
 }
