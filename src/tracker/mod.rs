@@ -201,10 +201,11 @@ impl Tracker {
             touched = (0..self.experiments.len()).collect();
         }
         self.expire(now, &mut touched);
+        // An alert raised or cleared is news for readers even with no experiment to judge.
+        self.changed |= !effects.is_empty() || !touched.is_empty();
         if touched.is_empty() {
             return effects;
         }
-        self.changed = true;
         touched.sort_unstable();
         touched.dedup();
         let news: Vec<usize> = touched.iter().copied().filter(|&i| self.evaluate(now, i)).collect();

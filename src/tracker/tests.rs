@@ -967,8 +967,14 @@ fn nothing_is_unbooked_before_the_relay_has_spoken() {
 #[test]
 fn a_feed_that_never_spoke_is_silent_after_last_checked() {
     let mut tracker = Tracker::new(cfg(), t(0));
+    assert!(tracker.take_changed(), "the first snapshot is published");
     assert!(tracker.handle(t(29), Input::Tick).is_empty());
+    assert!(!tracker.take_changed());
     let e = tracker.handle(t(30), Input::Tick);
+    assert!(
+        tracker.take_changed(),
+        "an alert is news for readers even with no experiment to show"
+    );
     assert_eq!(
         alerts(&e),
         [(AlertKind::RelaySilent, true), (AlertKind::JumpSilent, true)]
