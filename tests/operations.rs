@@ -411,25 +411,6 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     svc.stop().await;
 }
 
-/// A scratch file path under the system's temp dir, removed when dropped.
-struct ScratchFile(std::path::PathBuf);
-
-impl ScratchFile {
-    fn new(name: &str) -> ScratchFile {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .subsec_nanos();
-        ScratchFile(std::env::temp_dir().join(format!("status-{name}-{}-{nanos}", std::process::id())))
-    }
-}
-
-impl Drop for ScratchFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
     let mut served = Served::start(&env_with(&[
@@ -449,20 +430,21 @@ fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
 
 #[test]
 fn the_log_file_is_appended_to_with_one_json_object_per_line() {
-    let file = ScratchFile::new("log");
-    std::fs::write(&file.0, "an earlier line, kept\n").expect("write the earlier content");
-    let path = file.0.to_str().expect("a UTF-8 path");
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let file = dir.path().join("status.log");
+    std::fs::write(&file, "an earlier line, kept\n").expect("write the earlier content");
+    let path = file.to_str().expect("a UTF-8 path");
     let mut served = Served::start(&env_with(&[("STATUS_LOG_FILE", path), ("STATUS_LOG_LEVEL", "info")]));
     served.wait_until_serving();
     wait_until("the serving line in the file", || {
-        let text = std::fs::read_to_string(&file.0).ok()?;
+        let text = std::fs::read_to_string(&file).ok()?;
         text.contains("serving the REST API").then_some(())
     });
     served.sigterm();
     let (exit, out) = served.wait_exit();
     assert_eq!(exit.code(), Some(0), "{out}");
     assert!(!out.contains("serving the REST API"), "the log went to stdout: {out}");
-    let text = std::fs::read_to_string(&file.0).expect("the log file");
+    let text = std::fs::read_to_string(&file).expect("the log file");
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("an earlier line, kept"));
     let logged: Vec<Value> = lines

@@ -15,27 +15,16 @@ use support::binary::{wait_until, Served};
 use support::{env_with, DEADLINE};
 
 /// A fresh directory under the system's temp dir, removed when dropped.
-struct Scratch(PathBuf);
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new(what: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("status-{what}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).expect("scratch directory");
-        Scratch(dir)
+        let dir = tempfile::Builder::new().prefix(&format!("status-{what}-")).tempdir();
+        Scratch(dir.expect("scratch directory"))
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.0.path().join(rel)
     }
 }
 
