@@ -7,12 +7,19 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// One connection the relay or jump currently has.
+///
+/// Read only from a JSON object, as are its `stats` and their `tx` and `rx`
+/// (see `object_only!`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default, rename_all(deserialize = "camelCase", serialize = "snake_case"))]
+#[serde(
+    remote = "Self",
+    default,
+    rename_all(deserialize = "camelCase", serialize = "snake_case")
+)]
 pub struct Report {
     pub topic: String,
     pub can_read: bool,
@@ -32,7 +39,7 @@ impl Report {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default)]
+#[serde(remote = "Self", default)]
 pub struct RxTx {
     pub tx: Statistics,
     pub rx: Statistics,
@@ -40,7 +47,7 @@ pub struct RxTx {
 
 /// Traffic in one direction of a connection.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default)]
+#[serde(remote = "Self", default)]
 pub struct Statistics {
     /// Time since the last message; `None` when nothing was ever sent.
     pub last: Last,
@@ -49,6 +56,41 @@ pub struct Statistics {
     /// Messages per second.
     pub fps: f64,
 }
+
+/// Gives a type its derived `Serialize`, and its derived `Deserialize` from a JSON object only.
+///
+/// serde's derived structs also accept an array as positional fields
+/// (`["pend00-st-data"]` would be a report); no peer writes that, so it is
+/// refused like any other wrong type. Each type derives with
+/// `#[serde(remote = "Self")]`, which makes the derived code inherent
+/// functions; these impls wrap them.
+macro_rules! object_only {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                <$t>::serialize(self, s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Fields;
+                impl<'de> Visitor<'de> for Fields {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$t, A::Error> {
+                        <$t>::deserialize(de::value::MapAccessDeserializer::new(map))
+                    }
+                }
+                d.deserialize_map(Fields)
+            }
+        }
+    )*};
+}
+
+object_only!(Report, RxTx, Statistics);
 
 /// `stats.*.last`: a Go duration string, `Never`/empty, or nanoseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -250,6 +292,21 @@ mod tests {
         assert!(s.last.never());
         let s: Statistics = serde_json::from_str(r#"{"last": "NEVER"}"#).unwrap();
         assert!(s.last.never());
+    }
+
+    #[test]
+    fn reports_and_their_stats_must_be_objects() {
+        // serde's derived structs also take an array as positional fields; no peer sends that.
+        for json in [
+            r#"["pend00-st-data"]"#,
+            r#"{"topic": "pend00-st-data", "stats": [{"last": "1s"}, {}]}"#,
+            r#"{"topic": "pend00-st-data", "stats": {"tx": ["1s", 5, 20]}}"#,
+            r#"{"topic": "pend00-st-data", "stats": {"rx": ["Never"]}}"#,
+        ] {
+            assert!(serde_json::from_str::<Report>(json).is_err(), "{json} was accepted");
+        }
+        let ok: Report = serde_json::from_str(r#"{"topic": "a-st-b", "stats": {"tx": {"last": "1s"}}}"#).unwrap();
+        assert_eq!(ok.stats.tx.last.0, Some(Duration::from_secs(1)));
     }
 
     #[test]

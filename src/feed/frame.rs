@@ -4,11 +4,16 @@
 //! the previous snapshot. Inside an array, one odd report must not blind the
 //! service to the rest: a report without a usable `topic` is skipped, and a
 //! field of the wrong type takes its default; both are counted as defects.
+//! Reports, `stats`, `tx` and `rx` are JSON objects: anything else in their
+//! place is one of those defects too, never read as positional fields.
 //! The common case (a well-formed array) costs one typed serde pass; the
 //! field-by-field fallback runs only for the reports that need it.
 //! Never logs: the caller decides what to say about the outcome.
 
-use serde::de::DeserializeOwned;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -122,7 +127,7 @@ struct RawStatistics<'a> {
 
 /// The slow path for report `i`: `None` when it has no usable topic.
 fn lenient_report(i: usize, item: &RawValue, frame: &mut Frame) -> Option<Report> {
-    let Ok(raw) = serde_json::from_str::<RawReport>(item.get()) else {
+    let Ok(Object(raw)) = serde_json::from_str::<Object<RawReport>>(item.get()) else {
         frame.defect(|| format!("report {i} is not an object with distinct fields; skipped"));
         return None;
     };
@@ -181,14 +186,33 @@ impl Fields<'_> {
         build: impl FnOnce(&mut Self, R) -> T,
     ) -> T {
         let Some(raw) = raw else { return T::default() };
-        match serde_json::from_str::<R>(raw.get()) {
-            Ok(r) => build(self, r),
+        match serde_json::from_str::<Object<R>>(raw.get()) {
+            Ok(Object(r)) => build(self, r),
             Err(e) => {
                 let i = self.i;
                 self.frame.defect(|| format!("report {i}: field {name} defaulted: {e}"));
                 T::default()
             }
         }
+    }
+}
+
+/// A `T` read only from a JSON object: serde's derived structs would also read an array, positionally.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(Fields(PhantomData))
     }
 }
 
@@ -268,6 +292,48 @@ mod tests {
         let frame = parse_frame(&format!("[{odd}]")).unwrap();
         assert!(frame.reports[0].stats.tx.last.never());
         assert_eq!(frame.defects, 1);
+    }
+
+    #[test]
+    fn an_array_of_non_objects_is_all_defects() {
+        let frame = parse_frame(r#"[1, "pend00-st-data", null, true, 2.5, []]"#).unwrap();
+        assert!(frame.reports.is_empty());
+        assert_eq!(frame.defects, 6);
+        assert!(frame.first_defect.unwrap().contains("report 0 is not an object"));
+    }
+
+    #[test]
+    fn a_report_written_as_an_array_is_skipped_not_read_positionally() {
+        for text in [
+            r#"[["pend00-st-data"]]"#,
+            r#"[["pend00-st-data", true, true, null, null, "", "", ["expt"], {}]]"#,
+        ] {
+            let frame = parse_frame(text).unwrap();
+            assert!(frame.reports.is_empty(), "{text} gave {:?}", frame.reports);
+            assert_eq!(frame.defects, 1, "{text}");
+        }
+        let frame = parse_frame(&format!("[{GOOD}, [\"pend00-st-video\"]]")).unwrap();
+        assert_eq!(frame.reports.len(), 1);
+        assert_eq!(frame.defects, 1);
+        assert!(frame.first_defect.unwrap().contains("report 1 is not an object"));
+    }
+
+    #[test]
+    fn stats_written_as_arrays_default_and_are_counted() {
+        let odd = r#"[{"topic": "a-st-b", "stats": [{"last": "1s"}, {}]},
+                      {"topic": "a-st-c", "stats": {"tx": ["1s", 5, 20], "rx": {"last": "2s"}}},
+                      {"topic": "a-st-d", "stats": {"tx": {"last": "3s"}, "rx": ["Never", 0, 0]}}]"#;
+        let frame = parse_frame(odd).unwrap();
+        assert_eq!(frame.reports.len(), 3);
+        assert_eq!(frame.defects, 3);
+        let lasts: Vec<_> = frame
+            .reports
+            .iter()
+            .map(|r| (r.stats.tx.last.0, r.stats.rx.last.0))
+            .collect();
+        let s = |n| Some(Duration::from_secs(n));
+        assert_eq!(lasts, [(None, None), (None, s(2)), (s(3), None)]);
+        assert!(frame.first_defect.unwrap().contains("report 0: field stats defaulted"));
     }
 
     #[test]
