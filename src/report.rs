@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -24,7 +24,9 @@ pub struct Report {
     pub topic: String,
     pub can_read: bool,
     pub can_write: bool,
+    #[serde(deserialize_with = "go_time")]
     pub connected: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "go_time")]
     pub expires_at: Option<DateTime<Utc>>,
     pub remote_addr: String,
     pub user_agent: String,
@@ -91,6 +93,17 @@ macro_rules! object_only {
 }
 
 object_only!(Report, RxTx, Statistics);
+
+/// A time the peer may leave unset: `null`, or Go's zero `time.Time` (`0001-01-01T00:00:00Z`),
+/// which a Go peer writes for a time it never set. Both are `None` (PROTOCOL.md §6).
+fn go_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Option::<DateTime<Utc>>::deserialize(d).map(set_time)
+}
+
+/// `None` for Go's zero time (year 1, or year 0 when printed west of UTC).
+pub fn set_time(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    t.filter(|t| t.year() > 1)
+}
 
 /// `stats.*.last`: a Go duration string, `Never`/empty, or nanoseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -307,6 +320,22 @@ mod tests {
         }
         let ok: Report = serde_json::from_str(r#"{"topic": "a-st-b", "stats": {"tx": {"last": "1s"}}}"#).unwrap();
         assert_eq!(ok.stats.tx.last.0, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn go_zero_times_are_times_never_set() {
+        let r: Report = serde_json::from_str(
+            r#"{"topic": "a-st-b", "connected": "0001-01-01T00:00:00Z", "expiresAt": "0001-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!((r.connected, r.expires_at), (None, None));
+        let r: Report =
+            serde_json::from_str(r#"{"topic": "a-st-b", "connected": "0002-01-01T00:00:00Z", "expiresAt": null}"#)
+                .unwrap();
+        assert_eq!(r.connected.map(|t| t.year()), Some(2));
+        assert_eq!(r.expires_at, None);
+        let out = serde_json::to_value(Report::default()).unwrap();
+        assert_eq!(out["connected"], serde_json::Value::Null);
     }
 
     #[test]

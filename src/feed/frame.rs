@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::report::{Report, RxTx, Statistics};
+use crate::report::{set_time, Report, RxTx, Statistics};
 
 /// Why a whole frame was refused.
 #[derive(Debug, thiserror::Error)]
@@ -141,8 +141,8 @@ fn lenient_report(i: usize, item: &RawValue, frame: &mut Frame) -> Option<Report
         topic,
         can_read: fields.take("canRead", raw.can_read),
         can_write: fields.take("canWrite", raw.can_write),
-        connected: fields.take("connected", raw.connected),
-        expires_at: fields.take("expiresAt", raw.expires_at),
+        connected: set_time(fields.take("connected", raw.connected)),
+        expires_at: set_time(fields.take("expiresAt", raw.expires_at)),
         remote_addr: fields.take("remoteAddr", raw.remote_addr),
         user_agent: fields.take("userAgent", raw.user_agent),
         scopes: fields.take("scopes", raw.scopes),
@@ -334,6 +334,15 @@ mod tests {
         let s = |n| Some(Duration::from_secs(n));
         assert_eq!(lasts, [(None, None), (None, s(2)), (s(3), None)]);
         assert!(frame.first_defect.unwrap().contains("report 0: field stats defaulted"));
+    }
+
+    #[test]
+    fn go_zero_times_are_unset_on_the_lenient_path_too() {
+        let text = r#"[{"topic": "a-st-b", "canRead": "yes", "connected": "0001-01-01T00:00:00Z",
+                        "expiresAt": "0001-01-01T00:00:00Z"}]"#;
+        let frame = parse_frame(text).unwrap();
+        assert_eq!(frame.defects, 1, "only canRead is a defect");
+        assert_eq!((frame.reports[0].connected, frame.reports[0].expires_at), (None, None));
     }
 
     #[test]
