@@ -142,7 +142,11 @@ impl<'de> Deserialize<'de> for Last {
                     .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Last, E> {
-                Ok(Last(Some(Duration::from_nanos(v))))
+                if v <= GO_DURATION_MAX_NANOS {
+                    Ok(Last(Some(Duration::from_nanos(v))))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
+                }
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Last, E> {
                 u64::try_from(v)
@@ -150,7 +154,9 @@ impl<'de> Deserialize<'de> for Last {
                     .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Last, E> {
-                if v.is_finite() && v >= 0.0 {
+                // 2^63, the first float beyond Go's range; `as` would saturate rather than fail.
+                const BEYOND: f64 = 9_223_372_036_854_775_808.0;
+                if (0.0..BEYOND).contains(&v) {
                     Ok(Last(Some(Duration::from_nanos(v as u64))))
                 } else {
                     Err(E::invalid_value(de::Unexpected::Float(v), &self))
@@ -164,42 +170,75 @@ impl<'de> Deserialize<'de> for Last {
     }
 }
 
-/// Parses Go's `time.Duration` text form: `150ms`, `2.90373838s`, `1m30.5s`, `1h2m3.004s`.
-/// A leading sign is refused: a negative age is nonsense from a peer.
+/// Go's `time.Duration` is an `int64` of nanoseconds: no peer can mean more.
+pub const GO_DURATION_MAX_NANOS: u64 = i64::MAX as u64;
+
+/// Parses Go's `time.Duration` text form: `150ms`, `2.90373838s`, `1m30.5s`, `1h2m3.004s`,
+/// `.5s`, units `ns`, `us`/`µs`/`μs`, `ms`, `s`, `m`, `h`. Like Go's `ParseDuration`, in
+/// integers, and refusing what would overflow Go's range. A leading sign is refused: a
+/// negative age is nonsense from a peer.
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
     if s == "0" {
         return Some(Duration::ZERO);
     }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
+    if s.is_empty() {
         return None;
     }
+    let mut rest = s;
+    let mut total: u64 = 0;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
+        // [0-9]*(\.[0-9]*)? with a digit somewhere, then a unit.
+        let (whole, after) = leading_digits(rest);
+        let (fraction, after) = match after.strip_prefix('.') {
+            Some(after) => leading_digits(after),
+            None => ("", after),
+        };
+        if whole.is_empty() && fraction.is_empty() {
             return None;
         }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
+        let unit_len = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let nanos_per_unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+            .unwrap_or(after.len());
+        let nanos_per_unit: u64 = match &after[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
-        rest = &rest[unit_len..];
-        total += value * nanos_per_unit;
+        rest = &after[unit_len..];
+        let mut whole_value: u64 = 0;
+        for d in whole.bytes() {
+            whole_value = whole_value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        let nanos = whole_value
+            .checked_mul(nanos_per_unit)?
+            .checked_add(fraction_nanos(fraction, nanos_per_unit))?;
+        total = total.checked_add(nanos)?;
+        if total > GO_DURATION_MAX_NANOS {
+            return None;
+        }
     }
-    (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_nanos(total.round() as u64))
+    Some(Duration::from_nanos(total))
+}
+
+/// `s` split after its leading ASCII digits.
+fn leading_digits(s: &str) -> (&str, &str) {
+    s.split_at(s.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(s.len()))
+}
+
+/// The nanoseconds of `0.<digits>` units, truncated; digits past the 19th cannot add a nanosecond.
+fn fraction_nanos(digits: &str, nanos_per_unit: u64) -> u64 {
+    let digits = &digits[..digits.len().min(19)];
+    let (mut numerator, mut scale) = (0u128, 1u128);
+    for d in digits.bytes() {
+        numerator = numerator * 10 + u128::from(d - b'0');
+        scale *= 10;
+    }
+    // numerator < 10^19 and nanos_per_unit < 2^42: the product fits, and the quotient is below nanos_per_unit.
+    (numerator * u128::from(nanos_per_unit) / scale) as u64
 }
 
 /// Formats like Go's `Duration.String()`, so the REST API shows what the relay sent.
@@ -336,6 +375,60 @@ mod tests {
         assert_eq!(r.expires_at, None);
         let out = serde_json::to_value(Report::default()).unwrap();
         assert_eq!(out["connected"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn numeric_last_is_bounded_like_a_go_duration() {
+        let last = |json: &str| serde_json::from_str::<Statistics>(&format!(r#"{{"last": {json}}}"#)).map(|s| s.last.0);
+        assert_eq!(last("1500000000.0").unwrap(), Some(Duration::from_millis(1500)));
+        assert_eq!(last("2.5").unwrap(), Some(Duration::from_nanos(2)));
+        assert_eq!(
+            last("9223372036854775807").unwrap(),
+            Some(Duration::from_nanos(i64::MAX as u64))
+        );
+        // Go's time.Duration is an int64 of nanoseconds: nothing above, nothing negative.
+        for bad in [
+            "9223372036854775808",
+            "18446744073709551615",
+            "-5",
+            "-1.5",
+            "1e20",
+            "9.3e18",
+            "1e308",
+        ] {
+            assert!(last(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn go_duration_units_fractions_and_overflow() {
+        for (s, nanos) in [
+            ("1ns", 1),
+            ("1500ns", 1_500),
+            ("3us", 3_000),
+            ("3µs", 3_000),
+            ("3μs", 3_000),
+            (".5s", 500_000_000),
+            ("5.s", 5_000_000_000),
+            ("1h0.5m", 3_630_000_000_000),
+            ("0.000000001s", 1),
+            ("2562047h47m16.854775807s", i64::MAX as u64),
+            ("9223372036854775807ns", i64::MAX as u64),
+        ] {
+            assert_eq!(parse_go_duration(s), Some(Duration::from_nanos(nanos)), "{s}");
+        }
+        for overflow in [
+            "9223372036854775808ns",
+            "2562047h47m16.854775808s",
+            "2562048h",
+            "99999999999999999999s",
+            "9223372036854775807ns1ns",
+        ] {
+            assert_eq!(parse_go_duration(overflow), None, "{overflow} overflows Go's int64");
+        }
+        for bad in [".s", ".", "1.2.3s", "+", "-0s", "1 s", "1e3s", "ms"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad} must not parse");
+        }
     }
 
     #[test]
