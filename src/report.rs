@@ -3,6 +3,7 @@
 //! Read in the peers' camelCase, written out in the REST API's snake_case.
 //! Owns the Go duration grammar of `stats.*.last`; knows nothing of health.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -139,7 +140,7 @@ impl<'de> Deserialize<'de> for Last {
                 }
                 parse_go_duration(v)
                     .map(|d| Last(Some(d)))
-                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(&clip(v, PEER_TEXT_SHOWN)), &self))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Last, E> {
                 if v <= GO_DURATION_MAX_NANOS {
@@ -272,6 +273,17 @@ impl fmt::Display for GoDuration {
 fn trim_fraction(v: f64) -> String {
     let s = format!("{v:.9}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// At most this many characters of a peer's text go into a log line or an error.
+pub const PEER_TEXT_SHOWN: usize = 200;
+
+/// `text` cut to its first `max_chars` characters, with `…` when anything was cut.
+pub fn clip(text: &str, max_chars: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
 }
 
 /// The experiment a relay stream topic belongs to: everything before the first `-st-`.
@@ -429,6 +441,26 @@ mod tests {
         for bad in [".s", ".", "1.2.3s", "+", "-0s", "1 s", "1e3s", "ms"] {
             assert_eq!(parse_go_duration(bad), None, "{bad} must not parse");
         }
+    }
+
+    #[test]
+    fn a_bad_last_string_is_quoted_short_in_the_error() {
+        let long = "é".repeat(5000);
+        let e = serde_json::from_str::<Statistics>(&format!(r#"{{"last": "{long}"}}"#)).unwrap_err();
+        let text = e.to_string();
+        assert!(text.chars().count() < 400, "{} chars", text.chars().count());
+        assert!(
+            text.contains("éé…") && text.contains("expected a Go duration"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn clipping_keeps_short_text_and_cuts_long_text_on_a_char_boundary() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("0123456789", 10), "0123456789");
+        assert_eq!(clip("ééééé", 3), "ééé…");
+        assert_eq!(clip("", 0), "");
     }
 
     #[test]

@@ -17,7 +17,10 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::report::{set_time, Report, RxTx, Statistics};
+use crate::report::{clip, set_time, Report, RxTx, Statistics, PEER_TEXT_SHOWN};
+
+/// The longest defect line: a peer's quoted value (clipped to [`PEER_TEXT_SHOWN`]) and serde's words around it.
+const DEFECT_SHOWN: usize = PEER_TEXT_SHOWN + 150;
 
 /// Why a whole frame was refused.
 #[derive(Debug, thiserror::Error)]
@@ -172,8 +175,7 @@ impl Fields<'_> {
     fn take<T: DeserializeOwned + Default>(&mut self, name: &str, raw: Option<&RawValue>) -> T {
         let Some(raw) = raw else { return T::default() };
         serde_json::from_str(raw.get()).unwrap_or_else(|e| {
-            let i = self.i;
-            self.frame.defect(|| format!("report {i}: field {name} defaulted: {e}"));
+            self.defaulted(name, &e);
             T::default()
         })
     }
@@ -189,11 +191,19 @@ impl Fields<'_> {
         match serde_json::from_str::<Object<R>>(raw.get()) {
             Ok(Object(r)) => build(self, r),
             Err(e) => {
-                let i = self.i;
-                self.frame.defect(|| format!("report {i}: field {name} defaulted: {e}"));
+                self.defaulted(name, &e);
                 T::default()
             }
         }
+    }
+
+    /// Counts field `name` as defaulted; serde's words may quote the peer's value, so they are clipped.
+    fn defaulted(&mut self, name: &str, e: &serde_json::Error) {
+        let i = self.i;
+        self.frame.defect(|| {
+            let why = e.to_string();
+            format!("report {i}: field {name} defaulted: {}", clip(&why, DEFECT_SHOWN))
+        });
     }
 }
 
@@ -343,6 +353,28 @@ mod tests {
         let frame = parse_frame(text).unwrap();
         assert_eq!(frame.defects, 1, "only canRead is a defect");
         assert_eq!((frame.reports[0].connected, frame.reports[0].expires_at), (None, None));
+    }
+
+    #[test]
+    fn defect_lines_quote_peer_values_short() {
+        for long in ["x".repeat(100_000), "日本".repeat(20_000)] {
+            for (report, says) in [
+                (
+                    format!(r#"{{"topic": "a-st-b", "canRead": "{long}"}}"#),
+                    "field canRead defaulted: invalid type",
+                ),
+                (
+                    format!(r#"{{"topic": "a-st-b", "stats": {{"tx": {{"last": "{long}"}}}}}}"#),
+                    "field last defaulted: invalid value",
+                ),
+            ] {
+                let frame = parse_frame(&format!("[{report}]")).unwrap();
+                assert_eq!(frame.defects, 1);
+                let first = frame.first_defect.unwrap();
+                assert!(first.chars().count() <= 400, "{} chars", first.chars().count());
+                assert!(first.contains(says) && first.contains("…"), "{first}");
+            }
+        }
     }
 
     #[test]
