@@ -4,15 +4,21 @@
 mod feed_rig;
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use feed_rig::*;
 use reqwest::StatusCode;
 use serde_json::Value;
+use status::feed::{FeedState, Subscription, Timing, BACKOFF_MAX, BACKOFF_MIN};
 use status::sim::stats::Garbage;
 use status::token::{self, Feed, StatsClaims};
+use status::tracker::Input;
 use support::{wait_for, DEADLINE};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn tokens_carry_exactly_the_protocol_claims() {
@@ -271,4 +277,35 @@ async fn shutdown_closes_both_subscriptions_promptly() {
         (relay.open_connections() == 0 && jump.open_connections() == 0).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_subscription_with_periods_beyond_the_clock_still_runs() {
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    let timing = Timing {
+        renew_every: Duration::MAX,
+        idle_limit: Duration::MAX,
+        backoff_min: BACKOFF_MIN,
+        backoff_max: BACKOFF_MAX,
+    };
+    let (inputs, mut received) = mpsc::channel(8);
+    let state = Arc::new(FeedState::default());
+    let relay = peers.config(&[]).relay;
+    let subscription = Subscription::new(Feed::Relay, relay, timing, inputs, state.clone());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(subscription.run(stop.clone()));
+    // Several frames: each one moves the idle deadline again.
+    for _ in 0..3 {
+        let input = timeout(DEADLINE, received.recv()).await.expect("a snapshot in time");
+        match input {
+            Some(Input::Relay(reports)) => assert_eq!(reports.len(), 3),
+            other => panic!("the subscription ended or sent something else: {other:?}"),
+        }
+    }
+    stop.cancel();
+    let ended = timeout(DEADLINE, task).await.expect("the subscription stops");
+    ended.expect("the subscription did not panic");
+    assert_eq!(state.status().last_error, None);
+    assert_eq!(peers.relay.subscriptions(), 1);
 }
