@@ -80,6 +80,49 @@ async fn tokens_carry_exactly_the_protocol_claims() {
 }
 
 #[tokio::test]
+async fn the_simulated_peers_refuse_tokens_that_stray_from_the_protocol() {
+    let peers = Peers::start().await;
+    let url = status::feed::access_url(Feed::Relay, &peers.config(&[]).relay);
+    let now = Utc::now().timestamp();
+    let exact = StatsClaims {
+        aud: vec![peers.relay.base_url().to_string()],
+        topic: "stats".into(),
+        prefix: "session".into(),
+        scopes: vec!["read".into()],
+        booking_id: "status-server".into(),
+        iat: now,
+        nbf: now,
+        exp: now + 60,
+    };
+    type Stray = fn(&mut StatsClaims);
+    let strays: [(&str, Stray); 6] = [
+        ("an extra scope", |c| c.scopes.push("write".into())),
+        ("another scope", |c| c.scopes = vec!["stats".into()]),
+        ("another booking_id", |c| c.booking_id = "someone-else".into()),
+        ("a second audience", |c| {
+            c.aud.push("https://elsewhere.example.org".into())
+        }),
+        ("the jump's prefix", |c| c.prefix = "connect".into()),
+        ("another topic", |c| c.topic = "pend00-st-data".into()),
+    ];
+    let http = reqwest::Client::new();
+    let post = |claims: &StatsClaims| {
+        let key = jsonwebtoken::EncodingKey::from_secret(b"relay-secret");
+        let signed = jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key);
+        let request = http.post(&url).header("Authorization", signed.expect("claims sign"));
+        async move { request.send().await.expect("the simulated relay answers").status() }
+    };
+    assert_eq!(post(&exact).await, StatusCode::OK, "the exact claims pass");
+    for (what, stray) in strays {
+        let mut claims = exact.clone();
+        stray(&mut claims);
+        assert_eq!(post(&claims).await, StatusCode::UNAUTHORIZED, "{what} must be refused");
+    }
+    assert_eq!(peers.relay.bad_tokens(), 6);
+    peers.shutdown.cancel();
+}
+
+#[tokio::test]
 async fn granted_codes_work_once() {
     let peers = Peers::start().await;
     let config = peers.config(&[]);

@@ -1,9 +1,10 @@
 //! A simulated relay or jump statistics peer (PROTOCOL.md §1–2), for the
 //! demo and the tests.
 //!
-//! It checks the access token exactly as the real peer does (HS256 signature
-//! with the shared secret, `aud` = its base URL, `topic`, `prefix`, `scopes`,
-//! `booking_id`, validity times), grants a single-use short-lived code, and
+//! It checks the access token exactly as PROTOCOL.md §1 mints it (HS256
+//! signature with the shared secret, `aud` = exactly its base URL, `topic`,
+//! `prefix`, exactly the one scope, `booking_id` = `status-server`, validity
+//! times), grants a single-use short-lived code, and
 //! sends every subscriber a snapshot of its current reports, in the peers'
 //! camelCase, once per period, each after a ping. A [`SimStats`] handle steers it: change the
 //! reports, fall silent, close every socket, refuse access, send garbage, and
@@ -240,14 +241,17 @@ impl Shared {
             Feed::Relay => ("session", "read"),
             Feed::Jump => ("connect", "stats"),
         };
+        if claims.aud != [self.base_url.as_str()] {
+            return Err("token audience is not exactly this peer");
+        }
         if claims.topic != "stats" || claims.prefix != prefix {
             return Err("token is not for the stats topic of this connection type");
         }
-        if !claims.scopes.iter().any(|s| s == scope) {
-            return Err("token lacks the required scope");
+        if claims.scopes != [scope] {
+            return Err("token scopes are not exactly the one this connection type needs");
         }
-        if claims.booking_id.is_empty() {
-            return Err("token has no booking_id");
+        if claims.booking_id != token::WHO {
+            return Err("token booking_id is not the status server's");
         }
         Ok(all)
     }
