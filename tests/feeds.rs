@@ -12,7 +12,8 @@ use feed_rig::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use status::feed::{FeedState, Subscription, Timing, BACKOFF_MAX, BACKOFF_MIN};
-use status::sim::stats::Garbage;
+use status::report::Report;
+use status::sim::stats::{BadAnswer, Garbage};
 use status::token::{self, Feed, StatsClaims};
 use status::tracker::Input;
 use support::{wait_for, DEADLINE};
@@ -213,6 +214,88 @@ async fn refused_access_is_retried_until_it_subscribes() {
     let feed = rig.counter_above("jump", "frames_received", 0).await;
     assert_eq!((jump.access_requests(), jump.subscriptions()), (2, 1));
     assert!(feed["last_error"].as_str().unwrap().contains("401"), "{feed}");
+}
+
+#[tokio::test]
+async fn bad_access_answers_are_failed_attempts_that_are_retried() {
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    peers.relay.answer_badly([
+        BadAnswer::Body("this is not JSON {".into()),
+        BadAnswer::Body(r#"{"uri": "https://127.0.0.1:1/tenant/relay/session/stats?code=x"}"#.into()),
+    ]);
+    peers
+        .jump
+        .answer_badly([BadAnswer::Body(r#"{"uri": "not a url"}"#.into())]);
+    let rig = peers.serve(&[]).await;
+    let (relay, jump) = (&rig.peers.relay, &rig.peers.jump);
+
+    let feed = rig.counter_above("relay", "frames_received", 0).await;
+    assert_eq!(
+        (relay.access_requests(), relay.subscriptions()),
+        (3, 1),
+        "two failed attempts, then a subscription"
+    );
+    let error = feed["last_error"].as_str().expect("the failures are shown");
+    assert!(
+        error.contains("unusable uri") && error.contains("not ws:// or wss://"),
+        "{error}"
+    );
+    assert_eq!(feed["reconnections"], 0, "failed access requests are not connections");
+
+    let feed = rig.counter_above("jump", "frames_received", 0).await;
+    assert_eq!((jump.access_requests(), jump.subscriptions()), (2, 1));
+    let error = feed["last_error"].as_str().expect("the failure is shown");
+    assert!(error.contains("not a URL"), "{error}");
+}
+
+#[tokio::test]
+async fn a_refused_access_connection_is_retried_until_the_peer_listens() {
+    let peers = Peers::start_with_relay_closed().await;
+    healthy_pend00(&peers);
+    let rig = peers.serve(&[]).await;
+    let relay = &rig.peers.relay;
+
+    let feed = wait_for("a refused access request", || async {
+        let feed = rig.feed("relay").await;
+        let error = feed["last_error"].as_str().unwrap_or_default().to_lowercase();
+        error.contains("refused").then_some(feed)
+    })
+    .await;
+    assert_eq!(feed["connected"], false);
+    assert_eq!(relay.access_requests(), 0, "nothing reached the peer");
+
+    relay.listen().expect("the relay listens");
+    let feed = rig.counter_above("relay", "frames_received", 0).await;
+    assert_eq!((relay.access_requests(), relay.subscriptions()), (1, 1));
+    assert_eq!(feed["reconnections"], 0);
+    assert_eq!(feed["connected"], true);
+}
+
+#[tokio::test]
+async fn a_jump_connection_without_the_host_scope_is_no_experiment_jump() {
+    let (rig, view) = pend00_rig().await;
+    assert_eq!(view["jump_ok"], true);
+    let jump = &rig.peers.jump;
+
+    // Someone logged in through the jump to pend00: the connection has the stub as its topic but no host scope.
+    let user = Report {
+        topic: "pend00".into(),
+        scopes: vec!["read".into(), "write".into()],
+        ..Report::default()
+    };
+    jump.set_reports(vec![user.clone()]);
+    let view = rig.health_is("pend00", false).await;
+    assert_eq!(view["jump_ok"], false, "{view}");
+    assert_eq!(view["jump_report"], Value::Null, "{view}");
+    assert!(
+        view["issues"].as_array().unwrap().contains(&"missing jump".into()),
+        "{view}"
+    );
+
+    jump.set_reports(vec![user, host("pend00")]);
+    let view = rig.health_is("pend00", true).await;
+    assert_eq!(view["jump_ok"], true);
 }
 
 #[tokio::test]
