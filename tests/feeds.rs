@@ -250,6 +250,21 @@ async fn bad_access_answers_are_failed_attempts_that_are_retried() {
 }
 
 #[tokio::test]
+async fn a_redirected_access_request_is_a_failed_attempt_not_followed() {
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    peers.relay.answer_badly([BadAnswer::Redirect]);
+    let rig = peers.serve(&[]).await;
+    let relay = &rig.peers.relay;
+
+    let feed = rig.counter_above("relay", "frames_received", 0).await;
+    assert_eq!(relay.redirects_followed(), 0, "the redirect was followed");
+    assert_eq!((relay.access_requests(), relay.subscriptions()), (2, 1));
+    let error = feed["last_error"].as_str().expect("the failure is shown");
+    assert!(error.contains("answered 302"), "{error}");
+}
+
+#[tokio::test]
 async fn a_refused_access_connection_is_retried_until_the_peer_listens() {
     let peers = Peers::start_with_relay_closed().await;
     healthy_pend00(&peers);

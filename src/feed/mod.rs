@@ -163,7 +163,11 @@ impl Subscription {
     /// Subscribes, and again after every end, until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         let feed = self.name();
-        let http = match reqwest::Client::builder().timeout(CONNECT_TIMEOUT).build() {
+        // Anything but a 200 is a failed attempt (PROTOCOL.md §2), a redirect included.
+        let http = reqwest::Client::builder()
+            .timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
+        let http = match http.build() {
             Ok(http) => http,
             Err(e) => {
                 let error = FeedError::Client(access::causes(&e));
