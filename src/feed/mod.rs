@@ -191,7 +191,7 @@ impl Subscription {
                 backoff.reset();
             }
             let delay = backoff.next_delay();
-            warn!(feed, %error, retry_in = ?delay, "feed attempt failed");
+            warn!(feed, peer = %self.peer.host, %error, retry_in = ?delay, "feed attempt failed");
             self.state.failed(Utc::now(), error.to_string());
             tokio::select! {
                 () = shutdown.cancelled() => break,
