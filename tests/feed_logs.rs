@@ -8,7 +8,7 @@ mod feed_rig;
 mod support;
 
 use feed_rig::*;
-use status::sim::stats::SimStats;
+use status::sim::stats::{BadAnswer, SimStats};
 use support::logs::Logs;
 
 #[tokio::test]
@@ -53,6 +53,39 @@ async fn a_closed_socket_is_followed_by_a_fresh_access_request_and_nothing_secre
     for (i, _) in text.match_indices("code=") {
         assert!(text[i..].starts_with("code=redacted"), "a code was logged: {text}");
     }
+}
+
+#[tokio::test]
+async fn a_code_in_a_bad_access_answer_reaches_neither_the_log_nor_the_api() {
+    let logs = Logs::capture();
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    let codes = ["0c0de1nawr0ngur1", "0c0de1nab4res7r1ng"];
+    let granted = format!("ws://{}/tenant/relay/session/stats?code=", peers.relay.host());
+    peers.relay.answer_badly([
+        BadAnswer::Body(format!(r#"{{"uri": "ftp{}{}"}}"#, &granted[2..], codes[0])),
+        // JSON, but a bare string instead of {"uri": …}: serde_json's message would quote it whole.
+        BadAnswer::Body(format!(r#""{granted}{}""#, codes[1])),
+    ]);
+    let rig = peers.serve(&[]).await;
+    let relay = &rig.peers.relay;
+
+    let feed = rig.counter_above("relay", "frames_received", 0).await;
+    assert_eq!((relay.access_requests(), relay.subscriptions()), (3, 1));
+    let error = feed["last_error"].as_str().expect("the failure is shown");
+    assert!(
+        error.contains("is not {\"uri\": \"…\"}: JSON of another shape at line 1 column"),
+        "{error}"
+    );
+    let feeds = rig.get("/api/v1/feeds").await.to_string();
+    let failures = logs.lines_with(&["feed attempt failed", &peer_field(relay)]);
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].contains("unusable uri") && failures[0].contains("code=redacted"));
+    assert!(failures[1].contains("line 1 column"), "{failures:?}");
+    for code in codes {
+        assert!(!feeds.contains(code), "a code reached the API: {feeds}");
+    }
+    logs.assert_none_of(&codes);
 }
 
 /// How the failure lines name `sim` (with the space that ends the field, so a port is not a prefix of another).

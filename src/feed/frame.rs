@@ -208,7 +208,7 @@ impl Fields<'_> {
 }
 
 /// A `T` read only from a JSON object: serde's derived structs would also read an array, positionally.
-struct Object<T>(T);
+pub(super) struct Object<T>(pub(super) T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
