@@ -7,7 +7,10 @@
 mod feed_rig;
 mod support;
 
+use std::time::{Duration, Instant};
+
 use feed_rig::*;
+use reqwest::StatusCode;
 use status::sim::stats::{BadAnswer, SimStats};
 use support::logs::Logs;
 
@@ -86,6 +89,42 @@ async fn a_code_in_a_bad_access_answer_reaches_neither_the_log_nor_the_api() {
         assert!(!feeds.contains(code), "a code reached the API: {feeds}");
     }
     logs.assert_none_of(&codes);
+}
+
+#[tokio::test]
+async fn failures_back_off_and_a_connection_that_worked_resets_the_wait() {
+    let logs = Logs::capture();
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    peers.relay.refuse_access(3, StatusCode::SERVICE_UNAVAILABLE);
+    // A long idle limit: on a slow machine, a late frame must not add a failure of its own.
+    let rig = peers.serve(&[("STATUS_HEALTH_LAST_CHECKED", "30s")]).await;
+    let relay = &rig.peers.relay;
+
+    rig.counter_above("relay", "frames_received", 0).await;
+    assert_eq!(relay.access_requests(), 4, "three refusals, then access");
+    let closed_at = Instant::now();
+    relay.close_connections();
+    rig.counter_above("relay", "reconnections", 0).await;
+
+    // The waits the subscription chose: doubling on each refusal, back to 1 s after the connection that worked.
+    let failures = logs.lines_with(&["feed attempt failed", &peer_field(relay)]);
+    let waits: Vec<&str> = failures.iter().filter_map(|l| field(l, "retry_in")).collect();
+    assert_eq!(waits, ["1s", "2s", "4s", "1s"], "{failures:?}");
+    // And they were waited: the peer saw each request at least that long after the previous one.
+    let times = relay.access_times();
+    assert_eq!(times.len(), 5);
+    for (i, wait) in [1, 2, 4].into_iter().enumerate() {
+        let gap = times[i + 1] - times[i];
+        assert!(gap >= Duration::from_secs(wait), "attempt {} came after {gap:?}", i + 2);
+    }
+    assert!(times[4] - closed_at >= Duration::from_secs(1));
+}
+
+/// The value of `name=` in a log line.
+fn field<'l>(line: &'l str, name: &str) -> Option<&'l str> {
+    let start = line.find(&format!(" {name}="))? + name.len() + 2;
+    line[start..].split_whitespace().next()
 }
 
 /// How the failure lines name `sim` (with the space that ends the field, so a port is not a prefix of another).

@@ -187,10 +187,7 @@ impl Subscription {
                 }
                 End::Failed { error, worked } => (error, worked),
             };
-            if worked {
-                backoff.reset();
-            }
-            let delay = backoff.next_delay();
+            let delay = backoff.after_failure(worked);
             warn!(feed, peer = %self.peer.host, %error, retry_in = ?delay, "feed attempt failed");
             self.state.failed(Utc::now(), error.to_string());
             tokio::select! {
