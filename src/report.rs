@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// One connection the relay or jump currently has.
@@ -66,7 +66,7 @@ pub struct Statistics {
 /// (`["pend00-st-data"]` would be a report); no peer writes that, so it is
 /// refused like any other wrong type. Each type derives with
 /// `#[serde(remote = "Self")]`, which makes the derived code inherent
-/// functions; these impls wrap them.
+/// functions; these impls run them through [`MapOnly`].
 macro_rules! object_only {
     ($($t:ty),*) => {$(
         impl Serialize for $t {
@@ -77,20 +77,29 @@ macro_rules! object_only {
 
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct Fields;
-                impl<'de> Visitor<'de> for Fields {
-                    type Value = $t;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("a JSON object")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$t, A::Error> {
-                        <$t>::deserialize(de::value::MapAccessDeserializer::new(map))
-                    }
-                }
-                d.deserialize_map(Fields)
+                <$t>::deserialize(MapOnly(d))
             }
         }
     )*};
+}
+
+/// A deserializer that hands whatever is asked of it a map, or fails: a derived struct read
+/// through it takes only a JSON object. The struct's own code runs on the inner deserializer's
+/// map, exactly as it would without this (the typed fast path stays as fast).
+pub struct MapOnly<D>(pub D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
 }
 
 object_only!(Report, RxTx, Statistics);
@@ -103,7 +112,7 @@ fn go_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::
 
 /// `None` for Go's zero time (year 1, or year 0 when printed west of UTC).
 pub fn set_time(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    t.filter(|t| t.year() > 1)
+    t.filter(|t| t.naive_utc().year() > 1)
 }
 
 /// `stats.*.last`: a Go duration string, `Never`/empty, or nanoseconds.
@@ -230,8 +239,28 @@ fn leading_digits(s: &str) -> (&str, &str) {
     s.split_at(s.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(s.len()))
 }
 
-/// The nanoseconds of `0.<digits>` units, truncated; digits past the 19th cannot add a nanosecond.
+/// The nanoseconds of `0.<digits>` units, truncated.
 fn fraction_nanos(digits: &str, nanos_per_unit: u64) -> u64 {
+    // ns, µs, ms and s are 10^places ns: the fraction's first `places` digits are its nanoseconds.
+    let places = match nanos_per_unit {
+        1 => 0,
+        1_000 => 3,
+        1_000_000 => 6,
+        1_000_000_000 => 9,
+        _ => return fraction_nanos_of(digits, nanos_per_unit),
+    };
+    let mut nanos = 0;
+    let mut taken = 0;
+    for d in digits.bytes().take(places) {
+        nanos = nanos * 10 + u64::from(d - b'0');
+        taken += 1;
+    }
+    nanos * 10u64.pow(places as u32 - taken)
+}
+
+/// [`fraction_nanos`] for minutes and hours (rare: Go never prints their fractions); digits past
+/// the 19th cannot add a nanosecond.
+fn fraction_nanos_of(digits: &str, nanos_per_unit: u64) -> u64 {
     let digits = &digits[..digits.len().min(19)];
     let (mut numerator, mut scale) = (0u128, 1u128);
     for d in digits.bytes() {
@@ -380,6 +409,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.connected, r.expires_at), (None, None));
+        // Go's zero time printed in a zone west of UTC (New York's local mean time) is in year 0.
+        let r: Report =
+            serde_json::from_str(r#"{"topic": "a-st-b", "connected": "0000-12-31T19:04:00-04:56"}"#).unwrap();
+        assert_eq!(r.connected, None);
         let r: Report =
             serde_json::from_str(r#"{"topic": "a-st-b", "connected": "0002-01-01T00:00:00Z", "expiresAt": null}"#)
                 .unwrap();
@@ -424,6 +457,9 @@ mod tests {
             ("5.s", 5_000_000_000),
             ("1h0.5m", 3_630_000_000_000),
             ("0.000000001s", 1),
+            ("0.0000000019s", 1),
+            ("1.9999999999ms", 1_999_999),
+            ("2.5us", 2_500),
             ("2562047h47m16.854775807s", i64::MAX as u64),
             ("9223372036854775807ns", i64::MAX as u64),
         ] {

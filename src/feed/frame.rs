@@ -10,14 +10,11 @@
 //! field-by-field fallback runs only for the reports that need it.
 //! Never logs: the caller decides what to say about the outcome.
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::report::{clip, set_time, Report, RxTx, Statistics, PEER_TEXT_SHOWN};
+use crate::report::{clip, set_time, MapOnly, Report, RxTx, Statistics, PEER_TEXT_SHOWN};
 
 /// The longest defect line: a peer's quoted value (clipped to [`PEER_TEXT_SHOWN`]) and serde's words around it.
 const DEFECT_SHOWN: usize = PEER_TEXT_SHOWN + 150;
@@ -212,17 +209,7 @@ pub(super) struct Object<T>(pub(super) T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Fields<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
-            type Value = Object<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
-            }
-        }
-        d.deserialize_map(Fields(PhantomData))
+        T::deserialize(MapOnly(d)).map(Object)
     }
 }
 
