@@ -304,7 +304,10 @@ async fn a_jump_connection_without_the_host_scope_is_no_experiment_jump() {
     assert_eq!(view["jump_ok"], false, "{view}");
     assert_eq!(view["jump_report"], Value::Null, "{view}");
     assert!(
-        view["issues"].as_array().unwrap().contains(&"missing jump".into()),
+        view["issues"]
+            .as_array()
+            .expect("issues are a list")
+            .contains(&"missing jump".into()),
         "{view}"
     );
 
