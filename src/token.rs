@@ -63,7 +63,8 @@ pub struct BookClaims {
     pub exp: i64,
 }
 
-/// A token for the `stats` topic of relay or jump, valid from `now` (Unix seconds) for `lifetime`.
+/// A token for the `stats` topic of relay or jump, valid from `now` (Unix seconds) for `lifetime`
+/// rounded up to whole seconds, at least one: `exp` is never `iat`.
 pub fn stats_token(feed: Feed, peer: &Peer, now: i64, lifetime: Duration) -> Result<String, TokenError> {
     let (prefix, scope) = feed.prefix_and_scope();
     let claims = StatsClaims {
@@ -74,7 +75,7 @@ pub fn stats_token(feed: Feed, peer: &Peer, now: i64, lifetime: Duration) -> Res
         booking_id: WHO.into(),
         iat: now,
         nbf: now,
-        exp: now + secs(lifetime),
+        exp: now.saturating_add(secs(lifetime)),
     };
     sign(&claims, peer)
 }
@@ -87,7 +88,7 @@ pub fn book_token(peer: &Peer, now: i64) -> Result<String, TokenError> {
         scopes: vec!["booking:admin".into()],
         iat: now,
         nbf: now - 1,
-        exp: now + secs(BOOK_TOKEN_LIFETIME),
+        exp: now.saturating_add(secs(BOOK_TOKEN_LIFETIME)),
     };
     sign(&claims, peer)
 }
@@ -108,8 +109,10 @@ fn sign<C: Serialize>(claims: &C, peer: &Peer) -> Result<String, TokenError> {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key).map_err(|e| TokenError("sign", e))
 }
 
+/// `d` in whole seconds, rounded up and at least 1: a token must outlive the second it is minted in.
 fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+    let up = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)).max(1);
+    i64::try_from(up).map_or(i64::MAX / 2, |s| s.min(i64::MAX / 2))
 }
 
 #[cfg(test)]
@@ -192,6 +195,27 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["aud", "exp", "iat", "nbf", "scopes", "sub"]);
         assert_eq!(all["aud"], serde_json::json!([base]));
+    }
+
+    #[test]
+    fn lifetimes_round_up_to_whole_seconds_and_never_to_zero() {
+        let n = now();
+        for (lifetime, secs) in [
+            (Duration::ZERO, 1),
+            (Duration::from_millis(1), 1),
+            (Duration::from_millis(500), 1),
+            (Duration::from_secs(1), 1),
+            (Duration::from_millis(1500), 2),
+            (Duration::from_secs(60), 60),
+        ] {
+            let t = stats_token(Feed::Relay, &peer(), n, lifetime).unwrap();
+            let c: StatsClaims = verify(&t, b"s3cret", "https://app.example.org/tenant/relay").unwrap();
+            assert_eq!(c.exp - c.iat, secs, "{lifetime:?}");
+        }
+        // Absurd lifetimes saturate instead of overflowing.
+        let t = stats_token(Feed::Relay, &peer(), n, Duration::MAX).unwrap();
+        let c: StatsClaims = verify(&t, b"s3cret", "https://app.example.org/tenant/relay").unwrap();
+        assert!(c.exp > n);
     }
 
     #[test]

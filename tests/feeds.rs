@@ -4,15 +4,22 @@
 mod feed_rig;
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use feed_rig::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use status::sim::stats::Garbage;
+use status::feed::{FeedState, Subscription, Timing, BACKOFF_MAX, BACKOFF_MIN};
+use status::report::Report;
+use status::sim::stats::{BadAnswer, Garbage};
 use status::token::{self, Feed, StatsClaims};
+use status::tracker::Input;
 use support::{wait_for, DEADLINE};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn tokens_carry_exactly_the_protocol_claims() {
@@ -71,6 +78,49 @@ async fn tokens_carry_exactly_the_protocol_claims() {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(relay.bad_tokens(), 2);
+}
+
+#[tokio::test]
+async fn the_simulated_peers_refuse_tokens_that_stray_from_the_protocol() {
+    let peers = Peers::start().await;
+    let url = status::feed::access_url(Feed::Relay, &peers.config(&[]).relay);
+    let now = Utc::now().timestamp();
+    let exact = StatsClaims {
+        aud: vec![peers.relay.base_url().to_string()],
+        topic: "stats".into(),
+        prefix: "session".into(),
+        scopes: vec!["read".into()],
+        booking_id: "status-server".into(),
+        iat: now,
+        nbf: now,
+        exp: now + 60,
+    };
+    type Stray = fn(&mut StatsClaims);
+    let strays: [(&str, Stray); 6] = [
+        ("an extra scope", |c| c.scopes.push("write".into())),
+        ("another scope", |c| c.scopes = vec!["stats".into()]),
+        ("another booking_id", |c| c.booking_id = "someone-else".into()),
+        ("a second audience", |c| {
+            c.aud.push("https://elsewhere.example.org".into())
+        }),
+        ("the jump's prefix", |c| c.prefix = "connect".into()),
+        ("another topic", |c| c.topic = "pend00-st-data".into()),
+    ];
+    let http = reqwest::Client::new();
+    let post = |claims: &StatsClaims| {
+        let key = jsonwebtoken::EncodingKey::from_secret(b"relay-secret");
+        let signed = jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key);
+        let request = http.post(&url).header("Authorization", signed.expect("claims sign"));
+        async move { request.send().await.expect("the simulated relay answers").status() }
+    };
+    assert_eq!(post(&exact).await, StatusCode::OK, "the exact claims pass");
+    for (what, stray) in strays {
+        let mut claims = exact.clone();
+        stray(&mut claims);
+        assert_eq!(post(&claims).await, StatusCode::UNAUTHORIZED, "{what} must be refused");
+    }
+    assert_eq!(peers.relay.bad_tokens(), 6);
+    peers.shutdown.cancel();
 }
 
 #[tokio::test]
@@ -164,6 +214,106 @@ async fn refused_access_is_retried_until_it_subscribes() {
     let feed = rig.counter_above("jump", "frames_received", 0).await;
     assert_eq!((jump.access_requests(), jump.subscriptions()), (2, 1));
     assert!(feed["last_error"].as_str().unwrap().contains("401"), "{feed}");
+}
+
+#[tokio::test]
+async fn bad_access_answers_are_failed_attempts_that_are_retried() {
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    peers.relay.answer_badly([
+        BadAnswer::Body("this is not JSON {".into()),
+        BadAnswer::Body(r#"{"uri": "https://127.0.0.1:1/tenant/relay/session/stats?code=x"}"#.into()),
+    ]);
+    peers
+        .jump
+        .answer_badly([BadAnswer::Body(r#"{"uri": "not a url"}"#.into())]);
+    let rig = peers.serve(&[]).await;
+    let (relay, jump) = (&rig.peers.relay, &rig.peers.jump);
+
+    let feed = rig.counter_above("relay", "frames_received", 0).await;
+    assert_eq!(
+        (relay.access_requests(), relay.subscriptions()),
+        (3, 1),
+        "two failed attempts, then a subscription"
+    );
+    let error = feed["last_error"].as_str().expect("the failures are shown");
+    assert!(
+        error.contains("unusable uri") && error.contains("not ws:// or wss://"),
+        "{error}"
+    );
+    assert_eq!(feed["reconnections"], 0, "failed access requests are not connections");
+
+    let feed = rig.counter_above("jump", "frames_received", 0).await;
+    assert_eq!((jump.access_requests(), jump.subscriptions()), (2, 1));
+    let error = feed["last_error"].as_str().expect("the failure is shown");
+    assert!(error.contains("not a URL"), "{error}");
+}
+
+#[tokio::test]
+async fn a_redirected_access_request_is_a_failed_attempt_not_followed() {
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    peers.relay.answer_badly([BadAnswer::Redirect]);
+    let rig = peers.serve(&[]).await;
+    let relay = &rig.peers.relay;
+
+    let feed = rig.counter_above("relay", "frames_received", 0).await;
+    assert_eq!(relay.redirects_followed(), 0, "the redirect was followed");
+    assert_eq!((relay.access_requests(), relay.subscriptions()), (2, 1));
+    let error = feed["last_error"].as_str().expect("the failure is shown");
+    assert!(error.contains("answered 302"), "{error}");
+}
+
+#[tokio::test]
+async fn a_refused_access_connection_is_retried_until_the_peer_listens() {
+    let peers = Peers::start_with_relay_closed().await;
+    healthy_pend00(&peers);
+    let rig = peers.serve(&[]).await;
+    let relay = &rig.peers.relay;
+
+    let feed = wait_for("a refused access request", || async {
+        let feed = rig.feed("relay").await;
+        let error = feed["last_error"].as_str().unwrap_or_default().to_lowercase();
+        error.contains("refused").then_some(feed)
+    })
+    .await;
+    assert_eq!(feed["connected"], false);
+    assert_eq!(relay.access_requests(), 0, "nothing reached the peer");
+
+    relay.listen().expect("the relay listens");
+    let feed = rig.counter_above("relay", "frames_received", 0).await;
+    assert_eq!((relay.access_requests(), relay.subscriptions()), (1, 1));
+    assert_eq!(feed["reconnections"], 0);
+    assert_eq!(feed["connected"], true);
+}
+
+#[tokio::test]
+async fn a_jump_connection_without_the_host_scope_is_no_experiment_jump() {
+    let (rig, view) = pend00_rig().await;
+    assert_eq!(view["jump_ok"], true);
+    let jump = &rig.peers.jump;
+
+    // Someone logged in through the jump to pend00: the connection has the stub as its topic but no host scope.
+    let user = Report {
+        topic: "pend00".into(),
+        scopes: vec!["read".into(), "write".into()],
+        ..Report::default()
+    };
+    jump.set_reports(vec![user.clone()]);
+    let view = rig.health_is("pend00", false).await;
+    assert_eq!(view["jump_ok"], false, "{view}");
+    assert_eq!(view["jump_report"], Value::Null, "{view}");
+    assert!(
+        view["issues"]
+            .as_array()
+            .expect("issues are a list")
+            .contains(&"missing jump".into()),
+        "{view}"
+    );
+
+    jump.set_reports(vec![user, host("pend00")]);
+    let view = rig.health_is("pend00", true).await;
+    assert_eq!(view["jump_ok"], true);
 }
 
 #[tokio::test]
@@ -271,4 +421,35 @@ async fn shutdown_closes_both_subscriptions_promptly() {
         (relay.open_connections() == 0 && jump.open_connections() == 0).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_subscription_with_periods_beyond_the_clock_still_runs() {
+    let peers = Peers::start().await;
+    healthy_pend00(&peers);
+    let timing = Timing {
+        renew_every: Duration::MAX,
+        idle_limit: Duration::MAX,
+        backoff_min: BACKOFF_MIN,
+        backoff_max: BACKOFF_MAX,
+    };
+    let (inputs, mut received) = mpsc::channel(8);
+    let state = Arc::new(FeedState::default());
+    let relay = peers.config(&[]).relay;
+    let subscription = Subscription::new(Feed::Relay, relay, timing, inputs, state.clone());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(subscription.run(stop.clone()));
+    // Several frames: each one moves the idle deadline again.
+    for _ in 0..3 {
+        let input = timeout(DEADLINE, received.recv()).await.expect("a snapshot in time");
+        match input {
+            Some(Input::Relay(reports)) => assert_eq!(reports.len(), 3),
+            other => panic!("the subscription ended or sent something else: {other:?}"),
+        }
+    }
+    stop.cancel();
+    let ended = timeout(DEADLINE, task).await.expect("the subscription stops");
+    ended.expect("the subscription did not panic");
+    assert_eq!(state.status().last_error, None);
+    assert_eq!(peers.relay.subscriptions(), 1);
 }

@@ -9,9 +9,12 @@ use std::fmt::Write as _;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
+use serde_json::error::Category;
 use url::Url;
 
+use super::frame::Object;
 use crate::config::{Peer, Scheme};
+use crate::report::{clip, PEER_TEXT_SHOWN};
 use crate::token::{Feed, TokenError};
 
 /// An access answer is a one-line JSON object; anything much bigger is not one.
@@ -28,8 +31,14 @@ pub enum AccessError {
     Status { url: String, status: StatusCode },
     #[error("access answer from {url} is larger than {ANSWER_MAX_BYTES} bytes")]
     TooLarge { url: String },
-    #[error("access answer from {url} is not {{\"uri\": \"…\"}}: {cause}")]
-    BadJson { url: String, cause: serde_json::Error },
+    /// Only the kind of error and where: serde_json's own message may quote the answer, code and all.
+    #[error("access answer from {url} is not {{\"uri\": \"…\"}}: {what} at line {line} column {column}")]
+    BadJson {
+        url: String,
+        what: &'static str,
+        line: usize,
+        column: usize,
+    },
     #[error("access answer from {url} has an unusable uri {uri}: {why}")]
     BadUri {
         url: String,
@@ -78,9 +87,21 @@ pub async fn request(http: &reqwest::Client, url: &str, token: &str, peer: Schem
         }
         body.extend_from_slice(&chunk);
     }
-    let answer: Answer = serde_json::from_slice(&body).map_err(|cause| AccessError::BadJson {
+    granted_uri(url, &body, peer)
+}
+
+/// The WebSocket URI an access answer `body` from `url` grants.
+fn granted_uri(url: &str, body: &[u8], peer: Scheme) -> Result<Url, AccessError> {
+    let Object(answer) = serde_json::from_slice::<Object<Answer>>(body).map_err(|e| AccessError::BadJson {
         url: url.to_string(),
-        cause,
+        what: match e.classify() {
+            Category::Syntax => "not JSON",
+            Category::Eof => "JSON cut short",
+            Category::Data => "JSON of another shape",
+            Category::Io => "unreadable",
+        },
+        line: e.line(),
+        column: e.column(),
     })?;
     websocket_uri(&answer.uri, peer).map_err(|(uri, why)| AccessError::BadUri {
         url: url.to_string(),
@@ -100,7 +121,7 @@ fn websocket_uri(raw: &str, peer: Scheme) -> Result<Url, (String, &'static str)>
     };
     match why {
         None => Ok(uri),
-        Some(why) => Err((redact(&uri), why)),
+        Some(why) => Err((clip(&redact(&uri), PEER_TEXT_SHOWN).into_owned(), why)),
     }
 }
 
@@ -194,6 +215,49 @@ mod tests {
             let (shown, _) = websocket_uri(raw, scheme).unwrap_err();
             assert!(!shown.contains("abc"), "{shown} leaks the code");
         }
+    }
+
+    #[test]
+    fn a_bad_answer_is_described_without_quoting_it() {
+        let url = "http://127.0.0.1:1/session/stats";
+        let bad = |body: &str| granted_uri(url, body.as_bytes(), Scheme::Http).unwrap_err().to_string();
+        for (body, what) in [
+            (
+                r#""ws://127.0.0.1:1/session/stats?code=s3cr3t""#,
+                "JSON of another shape at line 1 column 44",
+            ),
+            (
+                r#"["ws://127.0.0.1:1/session/stats?code=s3cr3t"]"#,
+                "JSON of another shape at line 1 column",
+            ),
+            (
+                r#"{"uri": 7, "code": "s3cr3t"}"#,
+                "JSON of another shape at line 1 column",
+            ),
+            (
+                r#"{"url": "ws://127.0.0.1:1/session/stats?code=s3cr3t"}"#,
+                "JSON of another shape",
+            ),
+            (r#"code=s3cr3t"#, "not JSON at line 1 column 1"),
+            (
+                r#"{"uri": "ws://127.0.0.1:1/session/stats?code=s3cr3t"#,
+                "JSON cut short",
+            ),
+            ("", "JSON cut short at line 1 column 0"),
+        ] {
+            let text = bad(body);
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(text.contains(what), "{body}: {text}");
+            assert!(text.starts_with(&format!("access answer from {url} is not")), "{text}");
+        }
+        let shown = bad(&format!(r#"{{"uri": "ftp://h/{}?code=s3cr3t"}}"#, "p".repeat(10_000)));
+        assert!(shown.len() < 400 && shown.contains("not ws:// or wss://"), "{shown}");
+        let ok = granted_uri(
+            url,
+            br#"{"uri": "ws://127.0.0.1:1/session/stats?code=abc"}"#,
+            Scheme::Http,
+        );
+        assert_eq!(ok.unwrap().query(), Some("code=abc"));
     }
 
     #[test]

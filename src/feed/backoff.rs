@@ -39,6 +39,14 @@ impl Backoff {
         self.delays.next().unwrap_or(self.max)
     }
 
+    /// The wait after a failed attempt; the minimum again when the connection had `worked` first.
+    pub fn after_failure(&mut self, worked: bool) -> Duration {
+        if worked {
+            self.reset();
+        }
+        self.next_delay()
+    }
+
     /// After a connection that worked: the next failure waits the minimum again.
     pub fn reset(&mut self) {
         self.delays = self.builder.build();
@@ -71,5 +79,15 @@ mod tests {
         assert_eq!(secs(&mut b, 3), [1, 2, 4]);
         b.reset();
         assert_eq!(secs(&mut b, 2), [1, 2]);
+    }
+
+    #[test]
+    fn failures_grow_the_wait_to_the_cap_and_a_connection_that_worked_resets_it() {
+        let mut b = Backoff::default();
+        let worked = [
+            false, false, false, true, false, false, false, false, false, true, false,
+        ];
+        let waits: Vec<u64> = worked.iter().map(|&w| b.after_failure(w).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 1, 2, 4, 8, 10, 10, 1, 2]);
     }
 }

@@ -4,15 +4,20 @@
 //! the previous snapshot. Inside an array, one odd report must not blind the
 //! service to the rest: a report without a usable `topic` is skipped, and a
 //! field of the wrong type takes its default; both are counted as defects.
+//! Reports, `stats`, `tx` and `rx` are JSON objects: anything else in their
+//! place is one of those defects too, never read as positional fields.
 //! The common case (a well-formed array) costs one typed serde pass; the
 //! field-by-field fallback runs only for the reports that need it.
 //! Never logs: the caller decides what to say about the outcome.
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::report::{Report, RxTx, Statistics};
+use crate::report::{clip, set_time, MapOnly, Report, RxTx, Statistics, PEER_TEXT_SHOWN};
+
+/// The longest defect line: a peer's quoted value (clipped to [`PEER_TEXT_SHOWN`]) and serde's words around it.
+const DEFECT_SHOWN: usize = PEER_TEXT_SHOWN + 150;
 
 /// Why a whole frame was refused.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +127,7 @@ struct RawStatistics<'a> {
 
 /// The slow path for report `i`: `None` when it has no usable topic.
 fn lenient_report(i: usize, item: &RawValue, frame: &mut Frame) -> Option<Report> {
-    let Ok(raw) = serde_json::from_str::<RawReport>(item.get()) else {
+    let Ok(Object(raw)) = serde_json::from_str::<Object<RawReport>>(item.get()) else {
         frame.defect(|| format!("report {i} is not an object with distinct fields; skipped"));
         return None;
     };
@@ -136,8 +141,8 @@ fn lenient_report(i: usize, item: &RawValue, frame: &mut Frame) -> Option<Report
         topic,
         can_read: fields.take("canRead", raw.can_read),
         can_write: fields.take("canWrite", raw.can_write),
-        connected: fields.take("connected", raw.connected),
-        expires_at: fields.take("expiresAt", raw.expires_at),
+        connected: set_time(fields.take("connected", raw.connected)),
+        expires_at: set_time(fields.take("expiresAt", raw.expires_at)),
         remote_addr: fields.take("remoteAddr", raw.remote_addr),
         user_agent: fields.take("userAgent", raw.user_agent),
         scopes: fields.take("scopes", raw.scopes),
@@ -167,8 +172,7 @@ impl Fields<'_> {
     fn take<T: DeserializeOwned + Default>(&mut self, name: &str, raw: Option<&RawValue>) -> T {
         let Some(raw) = raw else { return T::default() };
         serde_json::from_str(raw.get()).unwrap_or_else(|e| {
-            let i = self.i;
-            self.frame.defect(|| format!("report {i}: field {name} defaulted: {e}"));
+            self.defaulted(name, &e);
             T::default()
         })
     }
@@ -181,14 +185,31 @@ impl Fields<'_> {
         build: impl FnOnce(&mut Self, R) -> T,
     ) -> T {
         let Some(raw) = raw else { return T::default() };
-        match serde_json::from_str::<R>(raw.get()) {
-            Ok(r) => build(self, r),
+        match serde_json::from_str::<Object<R>>(raw.get()) {
+            Ok(Object(r)) => build(self, r),
             Err(e) => {
-                let i = self.i;
-                self.frame.defect(|| format!("report {i}: field {name} defaulted: {e}"));
+                self.defaulted(name, &e);
                 T::default()
             }
         }
+    }
+
+    /// Counts field `name` as defaulted; serde's words may quote the peer's value, so they are clipped.
+    fn defaulted(&mut self, name: &str, e: &serde_json::Error) {
+        let i = self.i;
+        self.frame.defect(|| {
+            let why = e.to_string();
+            format!("report {i}: field {name} defaulted: {}", clip(&why, DEFECT_SHOWN))
+        });
+    }
+}
+
+/// A `T` read only from a JSON object: serde's derived structs would also read an array, positionally.
+pub(super) struct Object<T>(pub(super) T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(MapOnly(d)).map(Object)
     }
 }
 
@@ -268,6 +289,79 @@ mod tests {
         let frame = parse_frame(&format!("[{odd}]")).unwrap();
         assert!(frame.reports[0].stats.tx.last.never());
         assert_eq!(frame.defects, 1);
+    }
+
+    #[test]
+    fn an_array_of_non_objects_is_all_defects() {
+        let frame = parse_frame(r#"[1, "pend00-st-data", null, true, 2.5, []]"#).unwrap();
+        assert!(frame.reports.is_empty());
+        assert_eq!(frame.defects, 6);
+        assert!(frame.first_defect.unwrap().contains("report 0 is not an object"));
+    }
+
+    #[test]
+    fn a_report_written_as_an_array_is_skipped_not_read_positionally() {
+        for text in [
+            r#"[["pend00-st-data"]]"#,
+            r#"[["pend00-st-data", true, true, null, null, "", "", ["expt"], {}]]"#,
+        ] {
+            let frame = parse_frame(text).unwrap();
+            assert!(frame.reports.is_empty(), "{text} gave {:?}", frame.reports);
+            assert_eq!(frame.defects, 1, "{text}");
+        }
+        let frame = parse_frame(&format!("[{GOOD}, [\"pend00-st-video\"]]")).unwrap();
+        assert_eq!(frame.reports.len(), 1);
+        assert_eq!(frame.defects, 1);
+        assert!(frame.first_defect.unwrap().contains("report 1 is not an object"));
+    }
+
+    #[test]
+    fn stats_written_as_arrays_default_and_are_counted() {
+        let odd = r#"[{"topic": "a-st-b", "stats": [{"last": "1s"}, {}]},
+                      {"topic": "a-st-c", "stats": {"tx": ["1s", 5, 20], "rx": {"last": "2s"}}},
+                      {"topic": "a-st-d", "stats": {"tx": {"last": "3s"}, "rx": ["Never", 0, 0]}}]"#;
+        let frame = parse_frame(odd).unwrap();
+        assert_eq!(frame.reports.len(), 3);
+        assert_eq!(frame.defects, 3);
+        let lasts: Vec<_> = frame
+            .reports
+            .iter()
+            .map(|r| (r.stats.tx.last.0, r.stats.rx.last.0))
+            .collect();
+        let s = |n| Some(Duration::from_secs(n));
+        assert_eq!(lasts, [(None, None), (None, s(2)), (s(3), None)]);
+        assert!(frame.first_defect.unwrap().contains("report 0: field stats defaulted"));
+    }
+
+    #[test]
+    fn go_zero_times_are_unset_on_the_lenient_path_too() {
+        let text = r#"[{"topic": "a-st-b", "canRead": "yes", "connected": "0001-01-01T00:00:00Z",
+                        "expiresAt": "0001-01-01T00:00:00Z"}]"#;
+        let frame = parse_frame(text).unwrap();
+        assert_eq!(frame.defects, 1, "only canRead is a defect");
+        assert_eq!((frame.reports[0].connected, frame.reports[0].expires_at), (None, None));
+    }
+
+    #[test]
+    fn defect_lines_quote_peer_values_short() {
+        for long in ["x".repeat(100_000), "日本".repeat(20_000)] {
+            for (report, says) in [
+                (
+                    format!(r#"{{"topic": "a-st-b", "canRead": "{long}"}}"#),
+                    "field canRead defaulted: invalid type",
+                ),
+                (
+                    format!(r#"{{"topic": "a-st-b", "stats": {{"tx": {{"last": "{long}"}}}}}}"#),
+                    "field last defaulted: invalid value",
+                ),
+            ] {
+                let frame = parse_frame(&format!("[{report}]")).unwrap();
+                assert_eq!(frame.defects, 1);
+                let first = frame.first_defect.unwrap();
+                assert!(first.chars().count() <= 400, "{} chars", first.chars().count());
+                assert!(first.contains(says) && first.contains("…"), "{first}");
+            }
+        }
     }
 
     #[test]

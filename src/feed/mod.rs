@@ -51,6 +51,9 @@ pub const IDLE_LIMIT_PERIODS: u32 = 2;
 /// How long a polite close may take before the socket is simply dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
+/// What a deadline beyond the clock's range becomes: far enough never to come (as tokio does).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// When a subscription renews, gives up on silence and retries.
@@ -72,11 +75,21 @@ impl Timing {
                 Feed::Relay => config.reconnect_relay_every,
                 Feed::Jump => config.reconnect_jump_every,
             },
-            idle_limit: config.health.last_checked * IDLE_LIMIT_PERIODS,
+            idle_limit: idle_limit(config.health.last_checked),
             backoff_min: BACKOFF_MIN,
             backoff_max: BACKOFF_MAX,
         }
     }
+}
+
+/// [`IDLE_LIMIT_PERIODS`] times `last_checked`, saturating rather than overflowing.
+fn idle_limit(last_checked: Duration) -> Duration {
+    last_checked.saturating_mul(IDLE_LIMIT_PERIODS)
+}
+
+/// `now + after`, or a far-future instant when that would overflow the clock.
+fn deadline(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after).unwrap_or_else(|| now + FAR_FUTURE)
 }
 
 /// Why one connection attempt failed; the text is the one log line about it.
@@ -150,7 +163,11 @@ impl Subscription {
     /// Subscribes, and again after every end, until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         let feed = self.name();
-        let http = match reqwest::Client::builder().timeout(CONNECT_TIMEOUT).build() {
+        // Anything but a 200 is a failed attempt (PROTOCOL.md §2), a redirect included.
+        let http = reqwest::Client::builder()
+            .timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
+        let http = match http.build() {
             Ok(http) => http,
             Err(e) => {
                 let error = FeedError::Client(access::causes(&e));
@@ -170,11 +187,8 @@ impl Subscription {
                 }
                 End::Failed { error, worked } => (error, worked),
             };
-            if worked {
-                backoff.reset();
-            }
-            let delay = backoff.next_delay();
-            warn!(feed, %error, retry_in = ?delay, "feed attempt failed");
+            let delay = backoff.after_failure(worked);
+            warn!(feed, peer = %self.peer.host, %error, retry_in = ?delay, "feed attempt failed");
             self.state.failed(Utc::now(), error.to_string());
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -230,8 +244,8 @@ impl Subscription {
 
     /// Reads frames until renewal, shutdown, silence or failure.
     async fn read(&self, ws: &mut Socket, shutdown: &CancellationToken) -> End {
-        let renew_at = Instant::now() + self.timing.renew_every;
-        let idle = sleep(self.timing.idle_limit);
+        let renew_at = deadline(Instant::now(), self.timing.renew_every);
+        let idle = sleep_until(deadline(Instant::now(), self.timing.idle_limit));
         tokio::pin!(idle);
         let mut worked = false;
         let failed = |error, worked| End::Failed { error, worked };
@@ -245,14 +259,14 @@ impl Subscription {
             };
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    idle.as_mut().reset(Instant::now() + self.timing.idle_limit);
+                    idle.as_mut().reset(deadline(Instant::now(), self.timing.idle_limit));
                     match self.on_text(text.as_str(), shutdown).await {
                         ControlFlow::Continue(accepted) => worked |= accepted,
                         ControlFlow::Break(()) => return End::Shutdown,
                     }
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    idle.as_mut().reset(Instant::now() + self.timing.idle_limit);
+                    idle.as_mut().reset(deadline(Instant::now(), self.timing.idle_limit));
                     self.state.frame(Utc::now(), None);
                     warn!(
                         feed = self.name(),
@@ -347,6 +361,15 @@ pub(crate) mod tests {
             Timing::new(Feed::Relay, &config).renew_every,
             Duration::from_secs(86_400)
         );
+    }
+
+    #[test]
+    fn absurd_periods_saturate_instead_of_overflowing() {
+        assert_eq!(idle_limit(Duration::from_secs(20)), Duration::from_secs(40));
+        assert_eq!(idle_limit(Duration::MAX), Duration::MAX);
+        let now = Instant::now();
+        assert_eq!(deadline(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        assert!(deadline(now, Duration::MAX) >= now + FAR_FUTURE);
     }
 
     #[test]

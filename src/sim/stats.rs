@@ -1,27 +1,30 @@
 //! A simulated relay or jump statistics peer (PROTOCOL.md §1–2), for the
 //! demo and the tests.
 //!
-//! It checks the access token exactly as the real peer does (HS256 signature
-//! with the shared secret, `aud` = its base URL, `topic`, `prefix`, `scopes`,
-//! `booking_id`, validity times), grants a single-use short-lived code, and
-//! sends every subscriber a snapshot of its current reports, in the peers'
-//! camelCase, once per period, each after a ping. A [`SimStats`] handle steers it: change the
-//! reports, fall silent, close every socket, refuse access, send garbage, and
-//! read back what it saw. It binds loopback only and is never part of `serve`.
+//! It checks the access token exactly as PROTOCOL.md §1 mints it (HS256
+//! signature with the shared secret, `aud` = exactly its base URL, `topic`,
+//! `prefix`, exactly the one scope, `booking_id` = `status-server`, validity
+//! times), grants a single-use short-lived code, and sends every subscriber
+//! a snapshot of its current reports, in the peers' camelCase, once per
+//! period, each after a ping. A [`SimStats`] handle steers it: change the
+//! reports, fall silent, close every socket, refuse access (by status, by a
+//! bad answer, or at the TCP level), send garbage, and read back what it saw.
+//! It binds loopback only and is never part of `serve`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response as WsResponse};
@@ -41,6 +44,12 @@ pub const CODE_LIFETIME: Duration = Duration::from_secs(10);
 /// Versions of the reports whose first send time is remembered, newest last.
 const SENT_REMEMBERED: usize = 1024;
 
+/// Access request arrival times remembered, newest last.
+const ACCESS_TIMES_REMEMBERED: usize = 1024;
+
+/// Where [`BadAnswer::Redirect`] points, under the access path: it would grant a code.
+const MOVED: &str = "/moved";
+
 /// One odd frame to send instead of the next snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Garbage {
@@ -52,6 +61,15 @@ pub enum Garbage {
     Object,
     /// The current reports, each with a field of the wrong type, plus one with a numeric topic.
     WrongTypes,
+}
+
+/// An access answer other than a grant, for a request whose token passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadAnswer {
+    /// `200` with this body (as JSON) instead of `{"uri": "…"}`.
+    Body(String),
+    /// `302` to a route that grants a code: following it would hide the failure.
+    Redirect,
 }
 
 /// A running simulated peer; cloning shares it.
@@ -72,6 +90,9 @@ struct Shared {
     period: Duration,
     closes: watch::Sender<u64>,
     state: Mutex<PeerState>,
+    /// The access port, bound but not yet listening: connections to it are refused.
+    closed_access: Mutex<Option<TcpSocket>>,
+    shutdown: CancellationToken,
 }
 
 #[derive(Default)]
@@ -84,6 +105,9 @@ struct PeerState {
     silent: bool,
     refusals: u32,
     refusal: StatusCode,
+    bad_answers: VecDeque<BadAnswer>,
+    redirects_followed: u64,
+    access_times: VecDeque<std::time::Instant>,
     garbage: Vec<Garbage>,
     codes: HashMap<String, Instant>,
     access_requests: u64,
@@ -104,7 +128,22 @@ impl SimStats {
         period: Duration,
         shutdown: CancellationToken,
     ) -> io::Result<SimStats> {
-        let http = TcpListener::bind("127.0.0.1:0").await?;
+        let sim = Self::start_closed(feed, basepath, secret, period, shutdown).await?;
+        sim.listen()?;
+        Ok(sim)
+    }
+
+    /// Like [`Self::start`], but the access port is only bound, not listening: access
+    /// requests are refused at the TCP level (connection refused) until [`Self::listen`].
+    pub async fn start_closed(
+        feed: Feed,
+        basepath: &str,
+        secret: &str,
+        period: Duration,
+        shutdown: CancellationToken,
+    ) -> io::Result<SimStats> {
+        let http = TcpSocket::new_v4()?;
+        http.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
         let ws = TcpListener::bind("127.0.0.1:0").await?;
         let host = http.local_addr()?.to_string();
         let basepath = match basepath.trim_matches('/') {
@@ -125,11 +164,25 @@ impl SimStats {
             period,
             closes: watch::channel(0).0,
             state: Mutex::new(PeerState::default()),
+            closed_access: Mutex::new(Some(http)),
+            shutdown: shutdown.clone(),
         });
+        tokio::spawn(accept_subscribers(shared.clone(), ws, shutdown));
+        Ok(SimStats { shared })
+    }
+
+    /// Starts answering access requests on the bound port; does nothing if it already does.
+    pub fn listen(&self) -> io::Result<()> {
+        let closed = self.shared.closed_access.lock();
+        let Some(socket) = closed.unwrap_or_else(|poisoned| poisoned.into_inner()).take() else {
+            return Ok(());
+        };
+        let http = socket.listen(1024)?;
         let app = Router::new()
-            .route(&shared.path, post(access))
-            .with_state(shared.clone());
-        let stop = shutdown.clone();
+            .route(&self.shared.path, post(access))
+            .route(&format!("{}{MOVED}", self.shared.path), any(moved))
+            .with_state(self.shared.clone());
+        let stop = self.shared.shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(http, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
@@ -138,8 +191,7 @@ impl SimStats {
                 warn!(error = %e, "simulated peer: access server failed");
             }
         });
-        tokio::spawn(accept_subscribers(shared.clone(), ws, shutdown));
-        Ok(SimStats { shared })
+        Ok(())
     }
 
     /// `127.0.0.1:<port>`, for `STATUS_HOST_*`.
@@ -182,6 +234,21 @@ impl SimStats {
         let mut st = self.shared.lock();
         st.refusals = times;
         st.refusal = status;
+    }
+
+    /// Answers the next access requests whose token passes with `answers`, in order, instead of a code.
+    pub fn answer_badly(&self, answers: impl IntoIterator<Item = BadAnswer>) {
+        self.shared.lock().bad_answers.extend(answers);
+    }
+
+    /// Requests that followed a [`BadAnswer::Redirect`] (a client must not).
+    pub fn redirects_followed(&self) -> u64 {
+        self.shared.lock().redirects_followed
+    }
+
+    /// When the last (up to 1024) access requests arrived, oldest first.
+    pub fn access_times(&self) -> Vec<std::time::Instant> {
+        self.shared.lock().access_times.iter().copied().collect()
     }
 
     /// Sends `garbage` instead of the next snapshot (once, to whichever subscriber ticks first).
@@ -240,14 +307,17 @@ impl Shared {
             Feed::Relay => ("session", "read"),
             Feed::Jump => ("connect", "stats"),
         };
+        if claims.aud != [self.base_url.as_str()] {
+            return Err("token audience is not exactly this peer");
+        }
         if claims.topic != "stats" || claims.prefix != prefix {
             return Err("token is not for the stats topic of this connection type");
         }
-        if !claims.scopes.iter().any(|s| s == scope) {
-            return Err("token lacks the required scope");
+        if claims.scopes != [scope] {
+            return Err("token scopes are not exactly the one this connection type needs");
         }
-        if claims.booking_id.is_empty() {
-            return Err("token has no booking_id");
+        if claims.booking_id != token::WHO {
+            return Err("token booking_id is not the status server's");
         }
         Ok(all)
     }
@@ -327,6 +397,10 @@ async fn access(State(sim): State<Arc<Shared>>, headers: HeaderMap) -> Response 
     let refused = {
         let mut st = sim.lock();
         st.access_requests += 1;
+        if st.access_times.len() == ACCESS_TIMES_REMEMBERED {
+            st.access_times.pop_front();
+        }
+        st.access_times.push_back(std::time::Instant::now());
         if st.refusals > 0 {
             st.refusals -= 1;
             Some(st.refusal)
@@ -344,6 +418,30 @@ async fn access(State(sim): State<Arc<Shared>>, headers: HeaderMap) -> Response 
             return (StatusCode::UNAUTHORIZED, why).into_response();
         }
     };
+    let bad = sim.lock().bad_answers.pop_front();
+    match bad {
+        None => grant(&sim, claims),
+        Some(BadAnswer::Body(body)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Some(BadAnswer::Redirect) => {
+            let to = format!("http://{}{}{MOVED}", sim.host, sim.path);
+            (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
+        }
+    }
+}
+
+/// Where a redirect points: grants a code to a valid token, and counts that it was followed.
+async fn moved(State(sim): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    sim.lock().redirects_followed += 1;
+    match sim.verify(&headers) {
+        Ok(claims) => grant(&sim, claims),
+        Err(why) => (StatusCode::UNAUTHORIZED, why).into_response(),
+    }
+}
+
+/// A fresh single-use code for a verified token, in the access answer.
+fn grant(sim: &Shared, claims: Map<String, Value>) -> Response {
     let code = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let uri = format!("{}{}?code={code}", sim.ws_root, sim.path);
     let mut st = sim.lock();

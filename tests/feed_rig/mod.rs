@@ -30,8 +30,15 @@ pub struct Peers {
 
 impl Peers {
     pub async fn start() -> Peers {
+        let peers = Self::start_with_relay_closed().await;
+        peers.relay.listen().expect("simulated relay listens");
+        peers
+    }
+
+    /// The relay's access port bound but not listening: its connections are refused until `relay.listen()`.
+    pub async fn start_with_relay_closed() -> Peers {
         let shutdown = CancellationToken::new();
-        let relay = SimStats::start(Feed::Relay, "/tenant/relay", "relay-secret", PERIOD, shutdown.clone())
+        let relay = SimStats::start_closed(Feed::Relay, "/tenant/relay", "relay-secret", PERIOD, shutdown.clone())
             .await
             .expect("simulated relay starts");
         let jump = SimStats::start(Feed::Jump, "tenant/jump/", "jump-secret", PERIOD, shutdown.clone())
