@@ -190,7 +190,9 @@ pub const GO_DURATION_MAX_NANOS: u64 = i64::MAX as u64;
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
     // Go's durations are int64 nanoseconds: anything longer is not one.
     let parsed = crate::duration::parse(s, crate::duration::Units::Go)?;
-    let nanos = u64::try_from(parsed.nanos).ok().filter(|&n| n <= GO_DURATION_MAX_NANOS)?;
+    let nanos = u64::try_from(parsed.nanos)
+        .ok()
+        .filter(|&n| n <= GO_DURATION_MAX_NANOS)?;
     (!parsed.signed).then(|| Duration::from_nanos(nanos))
 }
 
