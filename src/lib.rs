@@ -39,8 +39,10 @@ pub mod systemd;
 pub mod token;
 pub mod tracker;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::Utc;
@@ -60,6 +62,12 @@ use tracker::{Input, Snapshot, Tracker};
 
 /// Inputs waiting for the reconciler; senders wait when it is this far behind.
 const INPUT_QUEUE: usize = 256;
+
+/// Once shutdown begins (and the REST API has drained), every task must end
+/// within this long: the mail worker's last digest takes at most 15 s, and
+/// systemd kills the service 30 s after SIGTERM (`TimeoutStopSec`). A task
+/// still running then is named in the log and the service exits 1 without it.
+const STOP_WITHIN: Duration = Duration::from_secs(20);
 
 /// The assembled service before it runs: lets callers reach its seams first.
 pub struct Service {
@@ -201,7 +209,7 @@ impl Service {
             }
         };
         let served = api::serve(listener, app, limits, connections, stopping);
-        let result = supervise(tasks, served, &shutdown).await;
+        let result = supervise(tasks, served, &shutdown, STOP_WITHIN).await;
         info!("stopped");
         result
     }
@@ -214,6 +222,7 @@ async fn supervise(
     mut tasks: Tasks,
     served: impl Future<Output = std::io::Result<()>>,
     shutdown: &CancellationToken,
+    stop_within: Duration,
 ) -> std::io::Result<()> {
     tokio::pin!(served);
     let mut failed: Option<String> = None;
@@ -231,8 +240,20 @@ async fn supervise(
         }
     };
     shutdown.cancel();
-    for ended in tasks.finish().await {
-        note(ended, shutdown);
+    match tasks.finish(stop_within).await {
+        Ok(ends) => {
+            for ended in ends {
+                note(ended, shutdown);
+            }
+        }
+        Err(stuck) => {
+            let failure = format!(
+                "the {} task(s) did not stop within {stop_within:?} of shutdown",
+                stuck.join(", ")
+            );
+            error!("{failure}; exiting without them");
+            failed.get_or_insert(failure);
+        }
     }
     match failed {
         Some(failure) => Err(std::io::Error::other(failure)),
@@ -245,6 +266,8 @@ struct Tasks {
     watchers: JoinSet<()>,
     ended_tx: mpsc::UnboundedSender<Ended>,
     ended: mpsc::UnboundedReceiver<Ended>,
+    /// Tasks not yet reported ended, by name: who to blame if stopping hangs.
+    running: BTreeMap<&'static str, usize>,
 }
 
 impl Default for Tasks {
@@ -254,6 +277,7 @@ impl Default for Tasks {
             watchers: JoinSet::new(),
             ended_tx,
             ended,
+            running: BTreeMap::new(),
         }
     }
 }
@@ -303,9 +327,16 @@ impl Ended {
     }
 }
 
+fn count_end(running: &mut BTreeMap<&'static str, usize>, ended: &Ended) {
+    if let Some(n) = running.get_mut(ended.task) {
+        *n = n.saturating_sub(1);
+    }
+}
+
 impl Tasks {
     /// Watches every task of `group`, reporting each end under `task`.
     fn watch(&mut self, task: &'static str, mut group: JoinSet<()>) {
+        *self.running.entry(task).or_default() += group.len();
         let ended = self.ended_tx.clone();
         self.watchers.spawn(async move {
             while let Some(outcome) = group.join_next().await {
@@ -327,21 +358,40 @@ impl Tasks {
     /// The next task to end; pending while every task runs.
     async fn next_end(&mut self) -> Ended {
         match self.ended.recv().await {
-            Some(ended) => ended,
+            Some(ended) => {
+                count_end(&mut self.running, &ended);
+                ended
+            }
             // Unreachable: `self` holds a sender.
             None => std::future::pending().await,
         }
     }
 
-    /// Waits for every task to end; returns the ends not yet reported.
-    async fn finish(mut self) -> Vec<Ended> {
-        while self.watchers.join_next().await.is_some() {}
-        drop(self.ended_tx);
+    /// Waits, at most `within`, for every task to end; returns the ends not yet
+    /// reported, or the names of the tasks still running when time ran out.
+    async fn finish(self, within: Duration) -> Result<Vec<Ended>, Vec<&'static str>> {
+        let Tasks {
+            watchers,
+            ended_tx,
+            mut ended,
+            mut running,
+        } = self;
+        // The channel closes once the last watcher, whose group is then empty, is done.
+        drop(ended_tx);
         let mut ends = Vec::new();
-        while let Some(ended) = self.ended.recv().await {
-            ends.push(ended);
+        let all_ended = async {
+            while let Some(end) = ended.recv().await {
+                count_end(&mut running, &end);
+                ends.push(end);
+            }
+        };
+        let finished = tokio::time::timeout(within, all_ended).await;
+        // Dropping the watchers aborts them, and with them what they still watch.
+        drop(watchers);
+        match finished {
+            Ok(()) => Ok(ends),
+            Err(_) => Err(running.into_iter().filter(|&(_, n)| n > 0).map(|(t, _)| t).collect()),
         }
-        ends
     }
 }
 
@@ -375,7 +425,7 @@ mod tests {
     }
 
     async fn supervised(tasks: Tasks, shutdown: &CancellationToken) -> std::io::Result<()> {
-        tokio::time::timeout(DEADLINE, supervise(tasks, served(shutdown), shutdown))
+        tokio::time::timeout(DEADLINE, supervise(tasks, served(shutdown), shutdown, DEADLINE))
             .await
             .expect("the supervisor returns")
     }
@@ -419,7 +469,7 @@ mod tests {
             stop.cancel();
             Ok(())
         };
-        let result = tokio::time::timeout(DEADLINE, supervise(tasks, served, &shutdown)).await;
+        let result = tokio::time::timeout(DEADLINE, supervise(tasks, served, &shutdown, DEADLINE)).await;
         result.expect("the supervisor returns").expect("a clean stop");
     }
 
@@ -437,9 +487,34 @@ mod tests {
             stop.cancel();
             Ok(())
         };
-        let result = tokio::time::timeout(DEADLINE, supervise(tasks, served, &shutdown)).await;
+        let result = tokio::time::timeout(DEADLINE, supervise(tasks, served, &shutdown, DEADLINE)).await;
         let err = result.expect("the supervisor returns").expect_err("a failure");
         assert_eq!(err.to_string(), "the mail task panicked: flushing failed");
+    }
+
+    /// Paused time: the 20 s bound passes at once, as soon as every task waits.
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_ignores_shutdown_is_named_and_not_waited_for_past_the_bound() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        tasks.spawn("reconciler", steady(&shutdown));
+        let mut booking = JoinSet::new();
+        booking.spawn(steady(&shutdown));
+        booking.spawn(std::future::pending());
+        tasks.watch("booking", booking);
+        let stop = shutdown.clone();
+        let served = async move {
+            stop.cancel();
+            Ok(())
+        };
+        let started = tokio::time::Instant::now();
+        let result = supervise(tasks, served, &shutdown, STOP_WITHIN).await;
+        let err = result.expect_err("a task that does not stop is a failure");
+        assert_eq!(
+            err.to_string(),
+            "the booking task(s) did not stop within 20s of shutdown"
+        );
+        assert_eq!(started.elapsed(), STOP_WITHIN, "waited for the bound, no longer");
     }
 
     #[test]

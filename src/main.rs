@@ -142,6 +142,10 @@ fn serve() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        if !spawn_on_signal(&shutdown) {
+            return ExitCode::FAILURE;
+        }
         let addr = SocketAddr::new(config.listen, config.port_serve);
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
@@ -151,8 +155,6 @@ fn serve() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let shutdown = CancellationToken::new();
-        tokio::spawn(on_signal(shutdown.clone()));
         let service = Service::new(config).notify(Notifier::from_env());
         match service.run(listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -213,7 +215,9 @@ fn run_demo(args: DemoArgs) -> ExitCode {
             None => println!("Ctrl-C stops it.\n"),
         }
         let stop = CancellationToken::new();
-        tokio::spawn(on_signal(stop.clone()));
+        if !spawn_on_signal(&stop) {
+            return ExitCode::FAILURE;
+        }
         let time_up = async {
             match args.run_for {
                 Some(d) => tokio::time::sleep(d).await,
@@ -251,23 +255,44 @@ fn run_demo(args: DemoArgs) -> ExitCode {
     })
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// A task that cancels `shutdown` on SIGINT or SIGTERM. The handlers are
+/// installed now, not when the task first runs: a signal that arrives once
+/// the service answers (systemd may stop it right after it is ready) is
+/// never missed nor left to kill the process uncleanly.
+#[cfg(unix)]
+fn on_signal(shutdown: CancellationToken) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT: shutting down"),
+            _ = terminate.recv() => info!("SIGTERM: shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => info!("SIGINT: shutting down"),
-        () = term => info!("SIGTERM: shutting down"),
+        shutdown.cancel();
+    })
+}
+
+#[cfg(not(unix))]
+fn on_signal(shutdown: CancellationToken) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("Ctrl-C: shutting down");
+            shutdown.cancel();
+        }
+    })
+}
+
+/// Spawns [`on_signal`]; false (said on stderr) if the handlers cannot be installed.
+fn spawn_on_signal(shutdown: &CancellationToken) -> bool {
+    match on_signal(shutdown.clone()) {
+        Ok(task) => {
+            tokio::spawn(task);
+            true
+        }
+        Err(e) => {
+            eprintln!("status: cannot install the SIGINT/SIGTERM handlers: {e}");
+            false
+        }
     }
-    shutdown.cancel();
 }

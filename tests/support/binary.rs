@@ -162,7 +162,14 @@ impl Served {
             if let Some(exit) = child.try_wait().expect("wait") {
                 break exit;
             }
-            assert!(Instant::now() < deadline, "the process did not exit within {limit:?}");
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!(
+                    "the process did not exit within {limit:?}; its stdout:\n{}\nstderr:\n{}",
+                    joined(&self.stdout),
+                    joined(&self.stderr)
+                );
+            }
             std::thread::sleep(Duration::from_millis(25));
         };
         for reader in self.readers.drain(..) {
