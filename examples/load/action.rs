@@ -23,10 +23,13 @@ const TRIAL_WITHIN: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(2);
 pub const TARGET_P99: Duration = Duration::from_millis(50);
 
+/// The service's settings beyond the peers': no manifest round during the trials.
+pub const SETTINGS: [(&str, &str); 1] = [("STATUS_QUERY_BOOK_EVERY", "1h")];
+
 pub async fn run(trials: usize) -> anyhow::Result<Vec<Row>> {
     let peers = Peers::start(FLEET, PERIOD).await?;
     // One manifest round at the start is enough: nothing changes the manifest.
-    let served = Served::start(&peers.env(&[("STATUS_QUERY_BOOK_EVERY", "1h")]))?;
+    let served = Served::start(&peers.env(&SETTINGS))?;
     all_healthy(&served, FLEET, Duration::from_secs(60)).await?;
     let started = Instant::now();
     let mut down = Vec::with_capacity(trials);

@@ -134,3 +134,23 @@ fn loadavg() -> String {
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo test` runs this: a configuration rule that changes must not silently break a measurement.
+    #[test]
+    fn every_measurement_starts_from_a_valid_configuration() {
+        let events = memory::EVENTS.to_string();
+        for settings in [
+            &action::SETTINGS[..],
+            &isolation::settings("2525"),
+            &memory::settings(&events),
+        ] {
+            if let Err(e) = status::Config::from_vars(rig::env(settings)) {
+                panic!("{e}");
+            }
+        }
+    }
+}

@@ -22,6 +22,12 @@ pub const EVENTS: usize = 100;
 const FRAME_WITHIN: Duration = Duration::from_secs(60);
 pub const TARGET_PER_STREAM: u64 = 4096;
 
+/// The service's settings: rings of `events`, and the jump snapshot, given
+/// once, must not go stale meanwhile.
+pub fn settings(events: &str) -> [(&str, &str); 2] {
+    [("STATUS_HEALTH_LAST_CHECKED", "1h"), ("STATUS_HEALTH_EVENTS", events)]
+}
+
 /// The service holding `fleet` with full event rings, and what loading it cost.
 pub struct Loaded {
     pub served: Served,
@@ -34,11 +40,7 @@ pub struct Loaded {
 impl Loaded {
     pub async fn start(fleet: Fleet) -> anyhow::Result<Loaded> {
         let events = EVENTS.to_string();
-        let served = Served::start(&env(&[
-            // The jump snapshot is given once: it must not go stale meanwhile.
-            ("STATUS_HEALTH_LAST_CHECKED", "1h"),
-            ("STATUS_HEALTH_EVENTS", &events),
-        ]))?;
+        let served = Served::start(&env(&settings(&events)))?;
         wait_until("the first snapshot", FRAME_WITHIN, Duration::from_millis(10), || {
             served.snapshot.load().at
         })
