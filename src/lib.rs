@@ -424,6 +424,15 @@ mod tests {
         }
     }
 
+    /// A server that ends at once and so begins the shutdown, as a signal would.
+    fn served_then_stop(shutdown: &CancellationToken) -> impl Future<Output = std::io::Result<()>> {
+        let stop = shutdown.clone();
+        async move {
+            stop.cancel();
+            Ok(())
+        }
+    }
+
     async fn supervised(tasks: Tasks, shutdown: &CancellationToken) -> std::io::Result<()> {
         tokio::time::timeout(DEADLINE, supervise(tasks, served(shutdown), shutdown, DEADLINE))
             .await
@@ -464,11 +473,7 @@ mod tests {
         booking.spawn(steady(&shutdown));
         tasks.watch("booking", booking);
         tasks.watch("mail", JoinSet::new());
-        let stop = shutdown.clone();
-        let served = async move {
-            stop.cancel();
-            Ok(())
-        };
+        let served = served_then_stop(&shutdown);
         let result = tokio::time::timeout(DEADLINE, supervise(tasks, served, &shutdown, DEADLINE)).await;
         result.expect("the supervisor returns").expect("a clean stop");
     }
@@ -482,11 +487,7 @@ mod tests {
             stopping.cancelled().await;
             panic!("flushing failed");
         });
-        let stop = shutdown.clone();
-        let served = async move {
-            stop.cancel();
-            Ok(())
-        };
+        let served = served_then_stop(&shutdown);
         let result = tokio::time::timeout(DEADLINE, supervise(tasks, served, &shutdown, DEADLINE)).await;
         let err = result.expect("the supervisor returns").expect_err("a failure");
         assert_eq!(err.to_string(), "the mail task panicked: flushing failed");
@@ -502,11 +503,7 @@ mod tests {
         booking.spawn(steady(&shutdown));
         booking.spawn(std::future::pending());
         tasks.watch("booking", booking);
-        let stop = shutdown.clone();
-        let served = async move {
-            stop.cancel();
-            Ok(())
-        };
+        let served = served_then_stop(&shutdown);
         let started = tokio::time::Instant::now();
         let result = supervise(tasks, served, &shutdown, STOP_WITHIN).await;
         let err = result.expect_err("a task that does not stop is a failure");
